@@ -1,0 +1,269 @@
+"""labctl's command line: parse, call, render. The work happens in lab.py and friends."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+
+from labctl import image, inventory, lab, ui
+from labctl.errors import LabError
+from labctl.smoke.runner import run_checks
+from labctl.state import LabState
+
+
+def _lab_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-f", "--file", metavar="LAB.yml", help="topology file (default: labs/default.yml)")
+    parser.add_argument("--name", metavar="NAME", help="act on the lab of this name (from its state)")
+
+
+def _running(args: argparse.Namespace) -> lab.Topology:
+    topo, state = lab.resolve(args.file, args.name)
+    return lab.require(topo, state)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    topo, _ = lab.resolve(args.file, args.name)
+    assert topo is not None
+    progress = ui.ConvergeProgress()
+    ui.say(f"lab {topo.name}: {len(topo.hosts)} hosts on {topo.provider} ({topo.path})")
+    try:
+        with progress.shown():
+            report = lab.up(topo, say=ui.say, converge=not args.no_provision, progress=progress)
+    except KeyboardInterrupt:
+        ui.err.print(
+            f"[red]interrupted[/]: lab {topo.name!r} may be half-created; "
+            f"'labctl down --name {topo.name}' removes all of it."
+        )
+        return 130
+    if not report.created and not report.started and not report.removed:
+        ui.say("hosts: all present and running, nothing recreated")
+    if report.converge is not None:
+        ui.converge_summary(report.converge)
+        if not report.converge.ok:
+            ui.timings(report.timings)
+            return 1
+    rc = 0
+    if not args.no_smoke and not args.no_provision:
+        t0 = time.monotonic()
+        rc = _smoke(topo, None, json_out=False)
+        report.timings["smoke"] = time.monotonic() - t0
+    ui.timings(report.timings)
+    return rc
+
+
+def cmd_provision(args: argparse.Namespace) -> int:
+    topo = _running(args)
+    progress = ui.ConvergeProgress()
+    with progress.shown():
+        report = lab.up(topo, say=ui.say, converge=True, progress=progress)
+    assert report.converge is not None
+    ui.converge_summary(report.converge)
+    return 0 if report.converge.ok else 1
+
+
+def _smoke(topo: lab.Topology, only: list[str] | None, json_out: bool) -> int:
+    ctx = lab.context(topo)
+    try:
+        results = run_checks(ctx, only, on_result=ui.smoke_line)
+    finally:
+        ctx.runner.close()  # type: ignore[attr-defined]
+    if json_out:
+        ui.print_json({"lab": topo.name, "checks": [asdict(r) for r in results]})
+    else:
+        ui.smoke_table(results)
+    return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    return _smoke(_running(args), args.only, args.json)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    if args.all:
+        labs = lab.running_labs()
+        if args.json:
+            ui.print_json({"labs": sorted(labs)})
+        else:
+            for name, data in sorted(labs.items()):
+                ui.out.print(f"{name}\t{data.get('phase')}\t{data.get('topology_file')}")
+        return 0
+    topo = _running(args)
+    rows = lab.status(topo)
+    if args.host:
+        if args.host not in topo.hosts:
+            raise LabError(
+                f"--host: no host {args.host!r} in lab {topo.name!r}. Fix: use one of: {', '.join(topo.hosts)}."
+            )
+        rows = [r for r in rows if r["name"] == args.host]
+    if args.json:
+        ui.print_json({"lab": topo.name, "hosts": rows})
+    else:
+        ui.status_table(topo.name, rows)
+    return 0
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    topo = _running(args)
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise LabError("exec: no command given. Fix: labctl exec HOST -- COMMAND [ARGS...].")
+    if args.host not in topo.hosts:
+        raise LabError(f"exec: no host {args.host!r} in lab {topo.name!r}. Fix: use one of: {', '.join(topo.hosts)}.")
+    import shlex
+
+    runner = lab.runner(topo)
+    try:
+        result = runner.run(args.host, shlex.join(command), timeout=args.timeout)
+    finally:
+        runner.close()
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    return result.exited
+
+
+def cmd_ssh(args: argparse.Namespace) -> int:
+    topo = _running(args)
+    if args.host not in topo.hosts:
+        raise LabError(f"ssh: no host {args.host!r} in lab {topo.name!r}. Fix: use one of: {', '.join(topo.hosts)}.")
+    target = lab.runner(topo).targets[args.host]
+    state = LabState(topo.name)
+    argv = [
+        "ssh",
+        "-i",
+        target.key,
+        "-o",
+        f"UserKnownHostsFile={state.known_hosts}",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "LogLevel=ERROR",
+        f"{target.user}@{target.address}",
+        *args.command,
+    ]
+    os.execvp("ssh", argv)
+    return 0  # not reached
+
+
+def cmd_inventory(args: argparse.Namespace) -> int:
+    topo = _running(args)
+    state = LabState(topo.name)
+    if args.json:
+        ui.print_json(
+            {
+                "lab": topo.name,
+                "inventory": str(state.inventory),
+                "ansible_cfg": str(state.ansible_cfg),
+                "hosts": {h: inventory.host_vars(topo, state, h) for h in topo.hosts},
+            }
+        )
+    else:
+        print(state.inventory)
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    if args.name and not args.file:
+        name = args.name
+    else:
+        topo, _ = lab.resolve(args.file, args.name)
+        assert topo is not None
+        name = topo.name
+    removed = lab.down(name, say=ui.say)
+    ui.say(f"lab {name} removed ({len(removed)} resources, state deleted)")
+    return 0
+
+
+def cmd_image_build(args: argparse.Namespace) -> int:
+    t0 = time.monotonic()
+    tag = image.build(progress=ui.say, force=args.force)
+    ui.say(f"{tag} ready in {time.monotonic() - t0:.1f} s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="labctl", description="Build a systems lab from a topology file, provision, smoke-test, tear down."
+    )
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    def verb(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(fn=fn)
+        return p
+
+    p = verb("up", cmd_up, "create or reconcile the lab's hosts, converge them, run the smoke checks")
+    _lab_args(p)
+    p.add_argument("--no-provision", action="store_true", help="only create and start the hosts")
+    p.add_argument("--no-smoke", action="store_true", help="skip the smoke checks at the end")
+
+    p = verb("provision", cmd_provision, "converge a running lab with playbooks/site.yml")
+    _lab_args(p)
+
+    p = verb("smoke", cmd_smoke, "run the smoke checks against a running lab")
+    _lab_args(p)
+    p.add_argument("--only", action="append", metavar="SERVICE", help="only this service (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    p = verb("status", cmd_status, "show the lab's hosts, groups, addresses and state")
+    _lab_args(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--all", action="store_true", help="list every lab that has state")
+    p.add_argument("--host", help="show only this host")
+
+    p = verb("exec", cmd_exec, "run a command on one host over SSH; exits with its exit code")
+    _lab_args(p)
+    p.add_argument("--timeout", type=float, default=3600, help="seconds before the command is stopped")
+    p.add_argument("host")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+
+    p = verb("ssh", cmd_ssh, "open an interactive SSH session on a host")
+    _lab_args(p)
+    p.add_argument("host")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="optional command")
+
+    p = verb("inventory", cmd_inventory, "print the path of the lab's Ansible inventory")
+    _lab_args(p)
+    p.add_argument("--json", action="store_true", help="print paths and connection vars as JSON")
+
+    p = verb("down", cmd_down, "remove every container, network, key and state file of the lab")
+    _lab_args(p)
+
+    p = verb("image", lambda _a: 2, "manage the base image")
+    isub = p.add_subparsers(dest="image_verb", required=True, metavar="ACTION")
+    b = isub.add_parser("build", help="build the base image (debootstrap + podman import)")
+    b.add_argument("--force", action="store_true", help="rebuild even if the image exists")
+    b.set_defaults(fn=cmd_image_build)
+    _add_extensions(sub)
+    return parser
+
+
+def _add_extensions(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Verbs that belong to one service (e.g. labctl sdn)."""
+    try:
+        from labctl.sdn import cli as sdn_cli
+    except ImportError:
+        return
+    sdn_cli.add_parser(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except LabError as exc:
+        ui.err.print(f"[bold red]labctl: error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        ui.err.print("[red]interrupted[/]")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

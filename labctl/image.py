@@ -1,0 +1,127 @@
+"""The base image: a Debian 12 root file system with systemd, built by debootstrap and imported
+into podman. The tag carries a hash of the recipe, so a changed recipe builds a new image."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from labctl.errors import LabError
+
+SUITE = "bookworm"
+MIRROR = "http://deb.debian.org/debian"
+PACKAGES = (
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "python3",
+    "python3-apt",
+    "openssh-server",
+    "sudo",
+    "iproute2",
+    "iputils-ping",
+    "procps",
+    "ca-certificates",
+)
+# Files written into the tree after debootstrap: path -> content.
+FILES = {
+    "etc/apt/sources.list": (
+        f"deb {MIRROR} {SUITE} main\n"
+        f"deb {MIRROR} {SUITE}-updates main\n"
+        f"deb http://deb.debian.org/debian-security {SUITE}-security main\n"
+    ),
+    # Host keys are made per container at boot, never shared through the image.
+    "etc/systemd/system/ssh.service.d/10-hostkeys.conf": (
+        "[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n"
+    ),
+    "etc/ssh/sshd_config.d/10-labctl.conf": (
+        "PermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n"
+    ),
+    "etc/hostname": "labctl\n",
+}
+REPOSITORY = "localhost/labctl/debian"
+
+
+def recipe_hash() -> str:
+    """A short hash of everything that shapes the image."""
+    digest = hashlib.sha256()
+    for part in (SUITE, MIRROR, *PACKAGES, *sorted(f"{k}={v}" for k, v in FILES.items())):
+        digest.update(part.encode() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def image_tag() -> str:
+    return f"{REPOSITORY}:{SUITE}-{recipe_hash()}"
+
+
+def image_exists(tag: str | None = None) -> bool:
+    result = subprocess.run(["podman", "image", "exists", tag or image_tag()], capture_output=True, check=False)
+    return result.returncode == 0
+
+
+def _run(cmd: list[str], step: str, **kwargs: object) -> None:
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
+    if result.returncode != 0:
+        tail = "\n".join((result.stderr or result.stdout or "").strip().splitlines()[-15:])
+        raise LabError(
+            f"Building the base image failed while {step} (exit {result.returncode}). "
+            f"Check that Debian's mirror {MIRROR} is reachable and that debootstrap and podman "
+            f"are installed (apt-get install debootstrap podman runc).\n{tail}"
+        )
+
+
+def build(progress: Callable[[str], None] = lambda _msg: None, force: bool = False) -> str:
+    """Build the base image unless it exists; returns its tag."""
+    tag = image_tag()
+    if not force and image_exists(tag):
+        progress(f"image {tag} is present")
+        return tag
+    for tool in ("debootstrap", "podman"):
+        if shutil.which(tool) is None:
+            raise LabError(f"'{tool}' is not installed: run apt-get install debootstrap podman runc.")
+    with tempfile.TemporaryDirectory(prefix="labctl-rootfs-", dir="/var/tmp") as tmp:
+        root = Path(tmp) / "rootfs"
+        progress(f"debootstrap {SUITE} ({len(PACKAGES)} packages)")
+        _run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(PACKAGES)}",
+                SUITE,
+                str(root),
+                MIRROR,
+            ],
+            "running debootstrap",
+        )
+        progress("configuring the tree")
+        for rel, content in FILES.items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+        for key in (root / "etc/ssh").glob("ssh_host_*"):
+            key.unlink()
+        (root / "etc/machine-id").write_text("")
+        shutil.rmtree(root / "var/cache/apt/archives", ignore_errors=True)
+        (root / "var/cache/apt/archives/partial").mkdir(parents=True, exist_ok=True)
+        progress(f"importing as {tag}")
+        tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
+        _run(
+            [
+                "podman",
+                "import",
+                "--change",
+                'CMD ["/sbin/init"]',
+                "--change",
+                "STOPSIGNAL SIGRTMIN+3",
+                "-",
+                tag,
+            ],
+            "importing the tree into podman",
+            stdin=tar.stdout,
+        )
+        tar.wait()
+    return tag

@@ -1,0 +1,140 @@
+"""Podman provider: every host is a systemd container (runc), every network a podman bridge.
+
+Names are labctl-<lab>-<host> / labctl-<lab>-<network>; every resource carries the label
+labctl.lab=<lab>, so cleanup finds everything even when the state file is lost."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from labctl.errors import LabError
+from labctl.providers.base import HostInfo, HostSpec, NetworkSpec
+
+LABEL = "labctl.lab"
+# Below the host's hard limits (podman's defaults fail with EPERM without CAP_SYS_RESOURCE).
+ULIMITS = ("nofile=16384:16384", "nproc=32768:32768")
+
+
+def container_name(lab: str, host: str) -> str:
+    return f"labctl-{lab}-{host}"
+
+
+def network_name(lab: str, network: str) -> str:
+    return f"labctl-{lab}-{network}"
+
+
+def _podman(*args: str, check: bool = True, what: str = "") -> subprocess.CompletedProcess[str]:
+    try:
+        result = subprocess.run(["podman", *args], capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise LabError("podman is not installed. Fix: apt-get install podman runc.") from None
+    if check and result.returncode != 0:
+        raise LabError(
+            f"podman failed {what or 'podman ' + ' '.join(args[:2])}: {result.stderr.strip() or result.stdout.strip()}"
+        )
+    return result
+
+
+class PodmanProvider:
+    name = "podman"
+
+    def create_network(self, spec: NetworkSpec) -> None:
+        name = network_name(spec.lab, spec.name)
+        if _podman("network", "exists", name, check=False).returncode == 0:
+            return
+        _podman(
+            "network",
+            "create",
+            "--subnet",
+            spec.subnet,
+            "--label",
+            f"{LABEL}={spec.lab}",
+            "--label",
+            f"labctl.network={spec.name}",
+            name,
+            what=f"to create network {spec.name!r} ({spec.subnet})",
+        )
+
+    def create(self, spec: HostSpec) -> None:
+        args = [
+            "create",
+            "--runtime",
+            "runc",
+            "--systemd=always",
+            "--privileged",
+            "--name",
+            container_name(spec.lab, spec.name),
+            "--hostname",
+            spec.name,
+            "--label",
+            f"{LABEL}={spec.lab}",
+            "--label",
+            f"labctl.host={spec.name}",
+            "--volume",
+            f"{spec.pubkey}:/root/.ssh/authorized_keys:ro",
+        ]
+        for limit in ULIMITS:
+            args += ["--ulimit", limit]
+        for net, addr in spec.networks.items():
+            args += ["--network", f"{network_name(spec.lab, net)}:ip={addr}"]
+        for other, addr in spec.extra_hosts.items():
+            args += ["--add-host", f"{other}:{addr}"]
+        args.append(spec.image)
+        _podman(*args, what=f"to create host {spec.name!r}")
+
+    def start(self, lab: str, host: str) -> None:
+        _podman("start", container_name(lab, host), what=f"to start host {host!r}")
+
+    def stop(self, lab: str, host: str) -> None:
+        _podman("stop", "--time", "10", container_name(lab, host), what=f"to stop host {host!r}")
+
+    def destroy(self, lab: str, host: str) -> None:
+        _podman("rm", "--force", "--time", "5", container_name(lab, host), what=f"to remove host {host!r}")
+
+    def destroy_lab(self, lab: str) -> list[str]:
+        removed = []
+        ids = _podman("ps", "-a", "-q", "--filter", f"label={LABEL}={lab}").stdout.split()
+        if ids:
+            _podman("rm", "--force", "--time", "5", *ids, what=f"to remove the containers of lab {lab!r}")
+            removed += [f"container {i[:12]}" for i in ids]
+        nets = [n["name"] for n in self._network_list() if n.get("labels", {}).get(LABEL) == lab]
+        if nets:
+            _podman("network", "rm", "--force", *nets, what=f"to remove the networks of lab {lab!r}")
+            removed += [f"network {n}" for n in nets]
+        return removed
+
+    def address(self, lab: str, host: str) -> str | None:
+        result = _podman("inspect", container_name(lab, host), check=False)
+        if result.returncode != 0:
+            return None
+        nets = json.loads(result.stdout)[0]["NetworkSettings"].get("Networks") or {}
+        for net in nets.values():
+            if net.get("IPAddress"):
+                return str(net["IPAddress"])
+        return None
+
+    def list(self, lab: str) -> dict[str, HostInfo]:
+        out = _podman("ps", "-a", "--format", "json", "--filter", f"label={LABEL}={lab}").stdout
+        hosts: dict[str, HostInfo] = {}
+        for item in json.loads(out or "[]"):
+            host = (item.get("Labels") or {}).get("labctl.host")
+            if host:
+                state = str(item.get("State", "unknown"))
+                hosts[host] = HostInfo(host, "stopped" if state in ("exited", "created") else state, item["Id"])
+        return hosts
+
+    def _network_list(self) -> list[dict]:  # type: ignore[type-arg]
+        return json.loads(_podman("network", "ls", "--format", "json").stdout or "[]")  # type: ignore[no-any-return]
+
+    def networks(self, lab: str | None = None) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for net in self._network_list():
+            labels = net.get("labels") or {}
+            owner = labels.get(LABEL)
+            if owner is None or (lab is not None and owner != lab):
+                continue
+            subnets = net.get("subnets") or []
+            if subnets:
+                out.setdefault(owner, {})[labels.get("labctl.network", net["name"])] = subnets[0]["subnet"]
+        return out

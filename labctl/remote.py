@@ -1,0 +1,92 @@
+"""Commands on lab hosts over SSH, with Fabric (one cached connection per host)."""
+
+from __future__ import annotations
+
+import io
+import shlex
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from fabric import Connection
+from invoke.exceptions import CommandTimedOut
+from paramiko.ssh_exception import NoValidConnectionsError, SSHException
+
+from labctl.errors import LabError
+from labctl.smoke.base import Result
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str
+    address: str
+    user: str
+    key: str
+
+
+class FabricRunner:
+    """Runs commands on lab hosts; implements labctl.smoke.base.Runner."""
+
+    def __init__(self, targets: dict[str, Target]) -> None:
+        self.targets = targets
+        self._conns: dict[str, Connection] = {}
+        self._lock = threading.Lock()
+
+    def _conn(self, host: str) -> Connection:
+        if host not in self.targets:
+            raise LabError(f"no host named {host!r} in this lab. Fix: use one of: {', '.join(self.targets)}.")
+        with self._lock:
+            if host not in self._conns:
+                t = self.targets[host]
+                self._conns[host] = Connection(
+                    t.address,
+                    user=t.user,
+                    connect_timeout=10,
+                    connect_kwargs={"key_filename": t.key, "look_for_keys": False, "allow_agent": False},
+                )
+            return self._conns[host]
+
+    def run(self, host: str, command: str, timeout: float = 120, stdin: str | None = None) -> Result:
+        conn = self._conn(host)
+        try:
+            res = conn.run(
+                command,
+                hide=True,
+                warn=True,
+                timeout=timeout,
+                in_stream=io.StringIO(stdin) if stdin is not None else False,
+            )
+        except CommandTimedOut as exc:
+            return Result(command, 124, exc.result.stdout, exc.result.stderr + f"\n(timed out after {timeout:.0f} s)")
+        except (NoValidConnectionsError, SSHException, OSError) as exc:
+            raise LabError(
+                f"cannot reach host {host!r} over SSH ({exc}). Fix: check 'labctl status'; "
+                "a stopped host comes back with 'labctl up'."
+            ) from None
+        return Result(command, res.exited, res.stdout, res.stderr)
+
+    def put_text(self, host: str, text: str, path: str, mode: int = 0o644) -> None:
+        conn = self._conn(host)
+        conn.put(io.BytesIO(text.encode()), remote=path)
+        conn.run(f"chmod {mode:o} {shlex.quote(path)}", hide=True)
+
+    def close(self) -> None:
+        for conn in self._conns.values():
+            conn.close()
+        self._conns.clear()
+
+
+def wait_for_ssh(address: str, timeout: float = 60.0, port: int = 22) -> bool:
+    """Wait until the host's SSH server sends its banner; False after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((address, port), timeout=2) as sock:
+                sock.settimeout(2)
+                if sock.recv(4).startswith(b"SSH-"):
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.3)
+    return False

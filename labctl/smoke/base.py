@@ -1,0 +1,160 @@
+"""The smoke-check framework: what a check is, what it may call, and what it returns.
+
+A service module (``labctl/smoke/<service>.py``) declares ``SERVICE`` (its name), ``GROUP``
+(the inventory group whose hosts run it) and decorates its checks with ``@check("name")``.
+A check takes a :class:`Context` and returns nothing on success; it raises :class:`CheckFailed`
+(with the command and its output) or :class:`CheckSkipped` (with the reason).
+The same functions run from ``labctl smoke`` and from Molecule's verify step.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a command run on a host gave back."""
+
+    command: str
+    exited: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exited == 0
+
+    @property
+    def output(self) -> str:
+        return (self.stdout + ("\n" + self.stderr if self.stderr else "")).strip()
+
+
+class CheckFailed(Exception):
+    """A check found the service misbehaving."""
+
+    def __init__(self, message: str, command: str = "", output: str = "") -> None:
+        super().__init__(message)
+        self.command = command
+        self.output = output
+
+
+class CheckSkipped(Exception):
+    """A check cannot run here (the reason says why); it is not a failure."""
+
+
+class Runner(Protocol):
+    """Runs commands on lab hosts (Fabric over SSH in real use)."""
+
+    def run(self, host: str, command: str, timeout: float = 120, stdin: str | None = None) -> Result: ...
+
+    def put_text(self, host: str, text: str, path: str, mode: int = 0o644) -> None: ...
+
+
+@dataclass
+class Context:
+    """What a check sees of the lab: hosts by group, addresses, variables and a command runner."""
+
+    lab: str
+    groups: dict[str, list[str]]
+    addresses: dict[str, dict[str, str]]  # host -> network -> address
+    hostvars: dict[str, dict[str, Any]]  # host -> merged topology vars (group vars, then host vars)
+    runner: Runner
+
+    def hosts(self, group: str) -> list[str]:
+        """Hosts of a group, in topology order (empty if the group has none)."""
+        return list(self.groups.get(group, []))
+
+    def address(self, host: str, network: str | None = None) -> str:
+        """A host's address on a network (its first network when none is named)."""
+        nets = self.addresses[host]
+        if network is None:
+            return next(iter(nets.values()))
+        return nets[network]
+
+    def reach(self, src: str, dst: str) -> str:
+        """The address of dst that src should use: one on a network they share, else dst's first."""
+        for net, addr in self.addresses[dst].items():
+            if net in self.addresses[src]:
+                return addr
+        return self.address(dst)
+
+    def var(self, host: str, name: str, default: Any = None) -> Any:
+        """A topology variable as the host sees it, or the role default given."""
+        return self.hostvars.get(host, {}).get(name, default)
+
+    def run(self, host: str, command: str, timeout: float = 120, stdin: str | None = None) -> Result:
+        return self.runner.run(host, command, timeout=timeout, stdin=stdin)
+
+    def sh(self, host: str, command: str, timeout: float = 120, stdin: str | None = None) -> Result:
+        """Run a command and raise CheckFailed when it exits non-zero."""
+        result = self.run(host, command, timeout=timeout, stdin=stdin)
+        if not result.ok:
+            raise CheckFailed(f"{host}: command exited {result.exited}", command=command, output=result.output)
+        return result
+
+    def put_text(self, host: str, text: str, path: str, mode: int = 0o644) -> None:
+        self.runner.put_text(host, text, path, mode)
+
+    def python(self, host: str, code: str, *args: str, timeout: float = 120) -> Result:
+        """Run a Python 3 program on a host (fed on stdin) and fail the check if it fails."""
+        argv = " ".join(shlex.quote(a) for a in args)
+        return self.sh(host, f"python3 - {argv}", timeout=timeout, stdin=code)
+
+    def wait_until(self, what: str, probe: Callable[[], bool], timeout: float = 30, interval: float = 0.5) -> None:
+        """Poll probe() until it is true; fail the check after timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if probe():
+                return
+            time.sleep(interval)
+        raise CheckFailed(f"{what}: not true after {timeout:.0f} s")
+
+
+CheckFn = Callable[[Context], None]
+
+
+@dataclass(frozen=True)
+class Check:
+    service: str
+    name: str
+    fn: CheckFn
+
+
+@dataclass
+class CheckResult:
+    service: str
+    check: str
+    hosts: list[str]
+    status: str  # "passed" | "failed" | "skipped"
+    seconds: float
+    message: str = ""
+    command: str = ""
+    output: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+
+_REGISTRY: list[Check] = []
+
+
+def check(name: str, service: str | None = None) -> Callable[[CheckFn], CheckFn]:
+    """Register a check; the service defaults to the SERVICE of the module it is defined in."""
+
+    def register(fn: CheckFn) -> CheckFn:
+        svc = service or fn.__globals__["SERVICE"]
+        _REGISTRY.append(Check(svc, name, fn))
+        return fn
+
+    return register
+
+
+def registered() -> Iterator[Check]:
+    yield from _REGISTRY

@@ -1,0 +1,68 @@
+"""Find the service modules, pick the checks that apply to a lab, run them, collect results."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import time
+from collections.abc import Callable
+from types import ModuleType
+
+from labctl.errors import LabError
+from labctl.smoke import base
+from labctl.smoke.base import CheckFailed, CheckResult, CheckSkipped, Context
+
+_FRAMEWORK = {"base", "runner"}
+
+
+def service_modules() -> dict[str, ModuleType]:
+    """SERVICE name -> module, for every labctl/smoke/<service>.py."""
+    import labctl.smoke as pkg
+
+    out: dict[str, ModuleType] = {}
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name in _FRAMEWORK or info.name.startswith("_") or info.ispkg:
+            continue
+        module = importlib.import_module(f"labctl.smoke.{info.name}")
+        if hasattr(module, "SERVICE"):
+            out[module.SERVICE] = module
+    return out
+
+
+def run_checks(
+    ctx: Context,
+    only: list[str] | None = None,
+    on_result: Callable[[CheckResult], None] = lambda _r: None,
+) -> list[CheckResult]:
+    modules = service_modules()
+    for name in only or []:
+        if name not in modules:
+            raise LabError(
+                f"--only: no smoke checks for service {name!r}. Fix: use one of: {', '.join(sorted(modules))}."
+            )
+    results: list[CheckResult] = []
+    for chk in base.registered():
+        module = modules.get(chk.service)
+        if module is None or (only and chk.service not in only):
+            continue
+        hosts = ctx.hosts(module.GROUP)
+        if not hosts:
+            if only:
+                res = CheckResult(chk.service, chk.name, [], "skipped", 0.0, f"no host in group {module.GROUP!r}")
+                results.append(res)
+                on_result(res)
+            continue
+        t0 = time.monotonic()
+        try:
+            chk.fn(ctx)
+            res = CheckResult(chk.service, chk.name, hosts, "passed", 0.0)
+        except CheckSkipped as exc:
+            res = CheckResult(chk.service, chk.name, hosts, "skipped", 0.0, str(exc))
+        except CheckFailed as exc:
+            res = CheckResult(chk.service, chk.name, hosts, "failed", 0.0, str(exc), exc.command, exc.output)
+        except LabError as exc:
+            res = CheckResult(chk.service, chk.name, hosts, "failed", 0.0, str(exc))
+        res.seconds = time.monotonic() - t0
+        results.append(res)
+        on_result(res)
+    return results

@@ -1,0 +1,360 @@
+"""The topology file: load, validate, and give addresses to every host.
+
+Every error names the file, the field and the fix, as one paragraph (a LabError)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from labctl.errors import LabError
+
+SCHEMA = 1
+PROVIDERS = ("podman", "static")
+FIRST_HOST_OFFSET = 10  # dynamic addresses start at .10; .1 is the podman bridge
+_HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+_GROUP = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    subnet: ipaddress.IPv4Network
+    routes: tuple[tuple[str, str], ...] = ()  # (to network, via host)
+
+
+@dataclass
+class Host:
+    name: str
+    groups: list[str]
+    networks: list[str]
+    addresses: dict[str, str] = field(default_factory=dict)  # network -> address (all, after assign)
+    vars: dict[str, Any] = field(default_factory=dict)
+    # static provider only
+    address: str | None = None
+    user: str = "root"
+    key: str | None = None
+
+
+@dataclass
+class Topology:
+    path: Path
+    name: str
+    provider: str
+    image: str | None
+    networks: dict[str, Network]
+    hosts: dict[str, Host]
+    groups: dict[str, dict[str, Any]]  # group -> vars
+    vars: dict[str, Any]  # all-hosts vars
+
+    def group_hosts(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for host in self.hosts.values():
+            for group in host.groups:
+                out.setdefault(group, []).append(host.name)
+        return out
+
+    def hostvars(self, host: str) -> dict[str, Any]:
+        """Topology vars as the host sees them: all, then its groups in order, then its own."""
+        merged = dict(self.vars)
+        for group in self.hosts[host].groups:
+            merged.update(self.groups.get(group, {}))
+        merged.update(self.hosts[host].vars)
+        return merged
+
+    def routes(self, host: str) -> list[dict[str, str]]:
+        """Routes a host needs: for each network it is on with routes, unless it is on the target."""
+        h = self.hosts[host]
+        out = []
+        for net in h.networks:
+            for to, via in self.networks[net].routes:
+                if to in h.networks or via == host:
+                    continue
+                out.append({"to": str(self.networks[to].subnet), "via": self.hosts[via].addresses[net]})
+        return out
+
+    def reach(self, src: str, dst: str) -> str:
+        """The address src uses for dst: on a network they share, else dst's first address."""
+        for net in self.hosts[dst].networks:
+            if net in self.hosts[src].networks:
+                return self.hosts[dst].addresses[net]
+        return next(iter(self.hosts[dst].addresses.values()))
+
+
+class _Errors:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, where: str, problem: str, fix: str) -> LabError:
+        return LabError(f"{self.path}: field '{where}': {problem}. Fix: {fix}.")
+
+
+def _mapping(err: _Errors, value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise err.fail(where, f"expected a mapping, got {type(value).__name__}", "write it as key: value pairs")
+    return value
+
+
+def _list(err: _Errors, value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise err.fail(where, f"expected a list, got {type(value).__name__}", "write it as a YAML list")
+    return value
+
+
+def _check_keys(err: _Errors, data: dict[str, Any], where: str, allowed: set[str]) -> None:
+    for key in data:
+        if key not in allowed:
+            raise err.fail(
+                f"{where}.{key}" if where else key,
+                "unknown field",
+                f"remove it or use one of: {', '.join(sorted(allowed))}",
+            )
+
+
+def load(path: str | Path, known_groups: set[str] | frozenset[str] = frozenset()) -> Topology:
+    """Load and validate a topology file. known_groups: groups that have a role (besides declared ones)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise LabError(
+            f"{path}: no such topology file. Fix: pass an existing file with -f, e.g. labs/default.yml."
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark else ""
+        raise LabError(f"{path}: not valid YAML{line}: {exc}. Fix: correct the YAML syntax.") from None
+    return parse(raw, path, known_groups)
+
+
+def parse(raw: Any, path: Path, known_groups: set[str] | frozenset[str] = frozenset()) -> Topology:
+    err = _Errors(path)
+    data = _mapping(err, raw, "(top level)")
+    _check_keys(err, data, "", {"schema", "name", "provider", "image", "networks", "groups", "hosts", "vars"})
+    if data.get("schema") != SCHEMA:
+        raise err.fail("schema", f"unsupported schema {data.get('schema')!r}", f"set 'schema: {SCHEMA}'")
+    name = data.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise err.fail(
+            "name",
+            f"lab name {name!r} is missing or invalid",
+            "use 1-31 characters: lower-case letters, digits and '-', starting with a letter",
+        )
+    provider = data.get("provider", "podman")
+    if provider not in PROVIDERS:
+        raise err.fail("provider", f"unknown provider {provider!r}", f"use one of: {', '.join(PROVIDERS)}")
+    image = data.get("image")
+    if image is not None and not isinstance(image, str):
+        raise err.fail("image", "expected an image reference", "give a podman image name or leave it out")
+
+    networks = _parse_networks(err, data)
+    groups_raw = _mapping(err, data.get("groups"), "groups")
+    groups: dict[str, dict[str, Any]] = {}
+    for gname, gvars in groups_raw.items():
+        if not isinstance(gname, str) or not _GROUP.match(gname):
+            raise err.fail(f"groups.{gname}", "invalid group name", "use lower-case letters, digits and '_'")
+        groups[gname] = _mapping(err, gvars, f"groups.{gname}")
+    allowed_groups = set(known_groups) | set(groups)
+    hosts = _parse_hosts(err, data, networks, allowed_groups, provider)
+    _parse_routes(err, data, networks, hosts)
+    topo = Topology(
+        path=path,
+        name=name,
+        provider=provider,
+        image=image,
+        networks=networks,
+        hosts=hosts,
+        groups=groups,
+        vars=_mapping(err, data.get("vars"), "vars"),
+    )
+    _assign_addresses(err, topo)
+    return topo
+
+
+def _parse_networks(err: _Errors, data: dict[str, Any]) -> dict[str, Network]:
+    networks: dict[str, Network] = {}
+    for i, item in enumerate(_list(err, data.get("networks"), "networks")):
+        where = f"networks[{i}]"
+        item = _mapping(err, item, where)
+        _check_keys(err, item, where, {"name", "subnet", "routes"})
+        nname = item.get("name")
+        if not isinstance(nname, str) or not _NAME.match(nname):
+            raise err.fail(f"{where}.name", f"network name {nname!r} is invalid", "use lower-case letters, digits, '-'")
+        if nname in networks:
+            raise err.fail(f"{where}.name", f"duplicate network name {nname!r}", "give every network its own name")
+        try:
+            subnet = ipaddress.IPv4Network(str(item.get("subnet")), strict=True)
+        except ValueError as exc:
+            raise err.fail(
+                f"{where}.subnet", f"invalid IPv4 subnet {item.get('subnet')!r} ({exc})", "write it like 198.18.1.0/24"
+            ) from None
+        if subnet.num_addresses < 16:
+            raise err.fail(f"{where}.subnet", f"subnet {subnet} is too small", "use a /28 or larger")
+        for other in networks.values():
+            if subnet.overlaps(other.subnet):
+                raise err.fail(
+                    f"{where}.subnet",
+                    f"{subnet} overlaps network {other.name!r} ({other.subnet})",
+                    "pick a disjoint subnet",
+                )
+        networks[nname] = Network(nname, subnet)
+    if not networks and data.get("provider", "podman") == "podman":
+        raise err.fail("networks", "no networks defined", "add at least one network with a name and a subnet")
+    return networks
+
+
+def _parse_hosts(
+    err: _Errors, data: dict[str, Any], networks: dict[str, Network], allowed_groups: set[str], provider: str
+) -> dict[str, Host]:
+    hosts: dict[str, Host] = {}
+    items = _list(err, data.get("hosts"), "hosts")
+    if not items:
+        raise err.fail("hosts", "no hosts defined", "add at least one host with a name")
+    for i, item in enumerate(items):
+        where = f"hosts[{i}]"
+        item = _mapping(err, item, where)
+        _check_keys(err, item, where, {"name", "groups", "networks", "addresses", "vars", "address", "user", "key"})
+        hname = item.get("name")
+        if not isinstance(hname, str) or not _HOSTNAME.match(hname):
+            raise err.fail(
+                f"{where}.name",
+                f"{hname!r} is not a valid host name",
+                "use lower-case letters, digits and '-' (not at either end), at most 63 characters",
+            )
+        where = f"hosts.{hname}"
+        if hname in hosts:
+            raise err.fail(where, f"duplicate host name {hname!r}", "give every host its own name")
+        groups = [str(g) for g in _list(err, item.get("groups"), f"{where}.groups")]
+        for g in groups:
+            if g not in allowed_groups:
+                raise err.fail(
+                    f"{where}.groups",
+                    f"unknown group {g!r}",
+                    f"use a group that has a role ({', '.join(sorted(allowed_groups))}) or declare it under 'groups:'",
+                )
+        nets = [str(n) for n in _list(err, item.get("networks"), f"{where}.networks")]
+        for n in nets:
+            if n not in networks:
+                raise err.fail(
+                    f"{where}.networks",
+                    f"unknown network {n!r}",
+                    f"use one of the networks defined under 'networks:' ({', '.join(networks) or 'none yet'})",
+                )
+        if len(set(nets)) != len(nets):
+            raise err.fail(f"{where}.networks", "a network is listed twice", "list each network once")
+        if provider == "podman" and not nets:
+            raise err.fail(f"{where}.networks", "the host is on no network", "list at least one network")
+        addresses: dict[str, str] = {}
+        for net, addr in _mapping(err, item.get("addresses"), f"{where}.addresses").items():
+            if net not in nets:
+                raise err.fail(
+                    f"{where}.addresses.{net}", f"the host is not on network {net!r}", "add it to the host's networks"
+                )
+            try:
+                ip = ipaddress.IPv4Address(str(addr))
+            except ValueError:
+                raise err.fail(
+                    f"{where}.addresses.{net}", f"{addr!r} is not an IPv4 address", "write it like 198.18.1.5"
+                ) from None
+            subnet = networks[net].subnet
+            if ip not in subnet or ip in (subnet.network_address, subnet.broadcast_address, subnet.network_address + 1):
+                raise err.fail(
+                    f"{where}.addresses.{net}",
+                    f"{ip} is not a usable address in {net}'s subnet {subnet}",
+                    f"pick an address from {subnet.network_address + 2} to {subnet.broadcast_address - 1}",
+                )
+            addresses[net] = str(ip)
+        static_addr = item.get("address")
+        if provider == "static" and not static_addr:
+            raise err.fail(
+                f"{where}.address", "a static host needs an address", "give the host's reachable address or name"
+            )
+        hosts[hname] = Host(
+            name=hname,
+            groups=groups,
+            networks=nets,
+            addresses=addresses,
+            vars=_mapping(err, item.get("vars"), f"{where}.vars"),
+            address=str(static_addr) if static_addr else None,
+            user=str(item.get("user", "root")),
+            key=str(item["key"]) if item.get("key") else None,
+        )
+    return hosts
+
+
+def _parse_routes(err: _Errors, data: dict[str, Any], networks: dict[str, Network], hosts: dict[str, Host]) -> None:
+    for i, item in enumerate(_list(err, data.get("networks"), "networks")):
+        net = networks[item["name"]]
+        routes = []
+        for j, route in enumerate(_list(err, item.get("routes"), f"networks[{i}].routes")):
+            where = f"networks[{i}].routes[{j}]"
+            route = _mapping(err, route, where)
+            _check_keys(err, route, where, {"to", "via"})
+            to, via = route.get("to"), route.get("via")
+            if to not in networks:
+                raise err.fail(f"{where}.to", f"unknown network {to!r}", "name a network defined under 'networks:'")
+            if via not in hosts or net.name not in hosts[via].networks:
+                raise err.fail(
+                    f"{where}.via",
+                    f"{via!r} is not a host on network {net.name!r}",
+                    "name the gateway host on this network",
+                )
+            routes.append((str(to), str(via)))
+        networks[net.name] = Network(net.name, net.subnet, tuple(routes))
+
+
+def _assign_addresses(err: _Errors, topo: Topology) -> None:
+    """Give every host without a fixed address the next free one from .10 on, in file order."""
+    for net in topo.networks.values():
+        taken: dict[str, str] = {}
+        for host in topo.hosts.values():
+            addr = host.addresses.get(net.name)
+            if addr is not None:
+                if addr in taken:
+                    raise err.fail(
+                        f"hosts.{host.name}.addresses.{net.name}",
+                        f"{addr} is also given to host {taken[addr]!r}",
+                        "give every host its own address",
+                    )
+                taken[addr] = host.name
+        candidates = (str(ip) for ip in list(net.subnet.hosts())[FIRST_HOST_OFFSET - 1 :])
+        for host in topo.hosts.values():
+            if net.name in host.networks and net.name not in host.addresses:
+                for addr in candidates:
+                    if addr not in taken:
+                        host.addresses[net.name] = addr
+                        taken[addr] = host.name
+                        break
+                else:
+                    raise err.fail(
+                        f"networks.{net.name}.subnet", "the subnet has no free address left", "use a larger subnet"
+                    )
+        # keep each host's addresses in the order of its networks
+    for host in topo.hosts.values():
+        host.addresses = {n: host.addresses[n] for n in host.networks}
+
+
+def check_overlaps(topo: Topology, others: dict[str, dict[str, str]]) -> None:
+    """Reject subnets that overlap another running lab's networks. others: lab -> {network: subnet}."""
+    for lab, nets in others.items():
+        if lab == topo.name:
+            continue
+        for other_net, other_subnet in nets.items():
+            theirs = ipaddress.IPv4Network(other_subnet)
+            for net in topo.networks.values():
+                if net.subnet.overlaps(theirs):
+                    raise LabError(
+                        f"{topo.path}: field 'networks.{net.name}.subnet': {net.subnet} overlaps network "
+                        f"{other_net!r} ({theirs}) of the running lab {lab!r}. Fix: pick a disjoint subnet, "
+                        f"or take that lab down first (labctl down --name {lab})."
+                    )

@@ -1,0 +1,135 @@
+"""Terminal output: progress for long work, tables, failure summaries (rich)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from labctl.ansible_run import PlaybookRun
+from labctl.smoke.base import CheckResult
+
+out = Console()
+err = Console(stderr=True)
+
+
+def say(message: str) -> None:
+    err.print(f"[bold blue]»[/] {message}", highlight=False)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+class ConvergeProgress:
+    """Live per-host view of an Ansible run: current task, ok/changed/failed counts."""
+
+    def __init__(self) -> None:
+        self.task = ""
+        self.play = ""
+        self.hosts: dict[str, dict[str, Any]] = {}
+        self.live: Live | None = None
+        self.interactive = err.is_terminal
+
+    def _table(self) -> Table:
+        table = Table(title=f"converge: {self.play}", title_justify="left", expand=False)
+        for col in ("host", "ok", "changed", "failed", "last task"):
+            table.add_column(col)
+        for host, row in sorted(self.hosts.items()):
+            table.add_row(host, str(row["ok"]), str(row["changed"]), str(row["failed"]), row["task"][:60])
+        table.caption = f"task: {self.task}"
+        return table
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "play":
+            self.play = event["name"]
+            if not self.interactive:
+                say(f"play: {self.play}")
+        elif kind == "task":
+            self.task = event["name"]
+        elif kind == "result":
+            row = self.hosts.setdefault(event["host"], {"ok": 0, "changed": 0, "failed": 0, "task": ""})
+            row["task"] = event["task"]
+            if event["status"] in ("failed", "unreachable"):
+                row["failed"] += 1
+            elif event["status"] == "ok":
+                row["ok"] += 1
+                row["changed"] += int(event["changed"])
+        if self.live is not None:
+            self.live.update(self._table())
+
+    @contextlib.contextmanager
+    def shown(self) -> Iterator[ConvergeProgress]:
+        if not self.interactive:
+            yield self
+            return
+        with Live(self._table(), console=err, refresh_per_second=4, transient=True) as live:
+            self.live = live
+            try:
+                yield self
+            finally:
+                self.live = None
+
+
+def converge_summary(run: PlaybookRun) -> None:
+    if run.ok:
+        changed = sum(run.changed.values())
+        say(f"converge ok: {run.tasks} tasks, {changed} changes (log {run.log})")
+        return
+    table = Table(title="converge failed", title_style="bold red", show_lines=True)
+    for col in ("host", "task", "message"):
+        table.add_column(col, overflow="fold")
+    for f in run.failures[:20]:
+        table.add_row(f.host, f.task, f.msg.strip()[:600])
+    err.print(table)
+    err.print(f"full log: {run.log}")
+
+
+def status_table(lab: str, rows: list[dict[str, Any]]) -> None:
+    table = Table(title=f"lab {lab}", title_justify="left")
+    for col in ("host", "groups", "addresses", "state"):
+        table.add_column(col)
+    for row in rows:
+        addrs = ", ".join(f"{net}={ip}" for net, ip in row["addresses"].items())
+        color = "green" if row["state"] in ("running", "static") else "red"
+        table.add_row(row["name"], ", ".join(row["groups"]) or "-", addrs, f"[{color}]{row['state']}[/]")
+    out.print(table)
+
+
+def smoke_line(result: CheckResult) -> None:
+    if not err.is_terminal:
+        return
+    mark = {"passed": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[yellow]-[/]"}[result.status]
+    err.print(f"  {mark} {result.service}: {result.check} ({result.seconds:.1f} s)", highlight=False)
+
+
+def smoke_table(results: list[CheckResult]) -> None:
+    table = Table(title="smoke", title_justify="left", show_lines=any(not r.ok for r in results))
+    for col in ("service", "check", "host(s)", "result", "time"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        color = {"passed": "green", "failed": "red", "skipped": "yellow"}[r.status]
+        result = f"[{color}]{r.status}[/]"
+        if r.message:
+            result += f"\n{r.message}"
+        if r.status == "failed" and r.command:
+            result += f"\n$ {r.command}\n{r.output[-1500:]}"
+        table.add_row(r.service, r.check, ", ".join(r.hosts), result, f"{r.seconds:.1f}s")
+    out.print(table)
+    total = sum(r.seconds for r in results)
+    failed = sum(not r.ok for r in results)
+    passed = sum(r.status == "passed" for r in results)
+    skipped = sum(r.status == "skipped" for r in results)
+    out.print(f"smoke: {passed} passed, {failed} failed, {skipped} skipped in {total:.1f} s")
+
+
+def timings(values: dict[str, float]) -> None:
+    parts = ", ".join(f"{k} {v:.1f} s" for k, v in values.items())
+    say(f"timings: {parts}, total {sum(values.values()):.1f} s")
