@@ -1,0 +1,107 @@
+"""A real lab: up, exec, status, up again (nothing recreated), down (nothing left)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import LABCTL, lab_containers, lab_networks, run, write_lab
+
+pytestmark = pytest.mark.integration
+
+
+def test_up_exec_status_reup_down(tmp_path: Path, labenv: dict[str, str]) -> None:
+    lab = write_lab(tmp_path, "it-life", "198.18.40.0/24")
+    state_dir = Path(labenv["LABCTL_STATE_DIR"]) / "it-life"
+    try:
+        run("up", "-f", str(lab), env=labenv)
+        ids = sorted(c["Id"] for c in lab_containers("it-life"))
+        assert len(ids) == 2
+
+        assert run("exec", "-f", str(lab), "h1", "--", "hostname", env=labenv).stdout.strip() == "h1"
+        failing = run("exec", "-f", str(lab), "h2", "--", "sh", "-c", "exit 7", env=labenv, check=False)
+        assert failing.returncode == 7
+        # names resolve between hosts, root logs in with the lab key only
+        assert run("exec", "-f", str(lab), "h1", "--", "getent", "hosts", "h2", env=labenv).stdout.split()[0] == (
+            "198.18.40.11"
+        )
+        sshd = run("exec", "-f", str(lab), "h1", "--", "sshd", "-T", env=labenv).stdout
+        assert "passwordauthentication no" in sshd
+        assert "permitrootlogin without-password" in sshd or "permitrootlogin prohibit-password" in sshd
+
+        status = json.loads(run("status", "-f", str(lab), "--json", env=labenv).stdout)
+        assert status["lab"] == "it-life"
+        assert [(h["name"], h["state"], h["addresses"]) for h in status["hosts"]] == [
+            ("h1", "running", {"lab": "198.18.40.10"}),
+            ("h2", "running", {"lab": "198.18.40.11"}),
+        ]
+        assert (state_dir / "id_ed25519").stat().st_mode & 0o777 == 0o600
+        inv = run("inventory", "-f", str(lab), env=labenv).stdout.strip()
+        assert Path(inv).is_file()
+        # the inventory works with plain ansible
+        ping = subprocess.run(
+            [str(Path(LABCTL).parent / "ansible"), "all", "-m", "ping", "-i", inv],
+            capture_output=True,
+            text=True,
+            env=dict(labenv, ANSIBLE_CONFIG=str(state_dir / "ansible.cfg")),
+            check=False,
+        )
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+        assert ping.stdout.count("SUCCESS") == 2
+
+        again = run("up", "-f", str(lab), env=labenv)
+        assert "nothing recreated" in again.stderr
+        assert "0 changes" in again.stderr
+        assert sorted(c["Id"] for c in lab_containers("it-life")) == ids
+    finally:
+        run("down", "-f", str(lab), env=labenv, check=False)
+    assert lab_containers("it-life") == []
+    assert lab_networks("it-life") == []
+    assert not state_dir.exists()
+
+
+def test_interrupted_up_is_removed_by_down(tmp_path: Path, labenv: dict[str, str]) -> None:
+    lab = write_lab(tmp_path, "it-int", "198.18.41.0/24", hosts=3)
+    proc = subprocess.Popen([LABCTL, "up", "-f", str(lab)], env=labenv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(lab_containers("it-int")) < 3:
+            time.sleep(0.2)
+        assert lab_containers("it-int"), "up created no container within 60 s"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert b"labctl down --name it-int" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    run("down", "--name", "it-int", env=labenv)
+    assert lab_containers("it-int") == []
+    assert lab_networks("it-int") == []
+
+
+def test_down_of_unknown_lab_says_so(labenv: dict[str, str]) -> None:
+    res = run("down", "--name", "no-such-lab", env=labenv, check=False)
+    assert res.returncode == 2
+    assert "no lab named 'no-such-lab'" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_bad_topology_is_one_clear_error(tmp_path: Path, labenv: dict[str, str]) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("schema: 1\nname: bad\nnetworks: [{name: n, subnet: 198.18.42.0/24}]\nhosts: [{name: a_b}]\n")
+    res = run("up", "-f", str(bad), env=labenv, check=False)
+    assert res.returncode == 2
+    assert "field 'hosts[0].name'" in res.stderr and "Fix:" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert lab_containers("bad") == []
+
+
+def test_commands_on_a_lab_that_is_not_up(labenv: dict[str, str]) -> None:
+    res = run("status", "--name", "ghost", env=labenv, check=False)
+    assert res.returncode == 2 and "no lab named 'ghost' is up" in res.stderr

@@ -1,0 +1,135 @@
+"""Topology validation: every rejection names the file, the field and the fix."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from labctl import paths
+from labctl.errors import LabError
+from labctl.topology import check_overlaps, load, parse
+
+BASE: dict[str, Any] = {
+    "schema": 1,
+    "name": "t",
+    "networks": [
+        {"name": "outside", "subnet": "198.18.1.0/24"},
+        {"name": "inside", "subnet": "198.18.2.0/24", "routes": [{"to": "outside", "via": "gw"}]},
+    ],
+    "groups": {"web": {"port": 80}},
+    "hosts": [
+        {"name": "gw", "groups": [], "networks": ["outside", "inside"]},
+        {"name": "db", "groups": ["web"], "networks": ["inside"], "addresses": {"inside": "198.18.2.50"}},
+        {"name": "ext", "networks": ["outside"], "vars": {"port": 8080}},
+    ],
+}
+PATH = Path("lab.yml")
+
+
+def mutate(fn: Any) -> dict[str, Any]:
+    data = copy.deepcopy(BASE)
+    fn(data)
+    return data
+
+
+def test_valid_topology_assigns_addresses_in_order() -> None:
+    topo = parse(BASE, PATH)
+    assert topo.hosts["gw"].addresses == {"outside": "198.18.1.10", "inside": "198.18.2.10"}
+    assert topo.hosts["db"].addresses == {"inside": "198.18.2.50"}
+    assert topo.hosts["ext"].addresses == {"outside": "198.18.1.11"}
+    assert topo.group_hosts() == {"web": ["db"]}
+
+
+def test_routes_go_via_the_gateway_for_hosts_not_on_the_target() -> None:
+    topo = parse(BASE, PATH)
+    assert topo.routes("db") == [{"to": "198.18.1.0/24", "via": "198.18.2.10"}]
+    assert topo.routes("gw") == []
+    assert topo.routes("ext") == []
+
+
+def test_vars_merge_all_then_group_then_host() -> None:
+    data = mutate(lambda d: d.update(vars={"port": 1, "x": 1}))
+    data["hosts"][1]["vars"] = {"x": 2}
+    topo = parse(data, PATH)
+    assert topo.hostvars("db") == {"port": 80, "x": 2}
+    assert topo.hostvars("ext") == {"port": 8080, "x": 1}
+
+
+def test_reach_prefers_a_shared_network() -> None:
+    topo = parse(BASE, PATH)
+    assert topo.reach("db", "gw") == "198.18.2.10"
+    assert topo.reach("ext", "gw") == "198.18.1.10"
+    assert topo.reach("ext", "db") == "198.18.2.50"
+
+
+def _dup_host(d: dict[str, Any]) -> None:
+    d["hosts"].append({"name": "gw", "networks": ["outside"]})
+
+
+def _dup_net(d: dict[str, Any]) -> None:
+    d["networks"].append({"name": "inside", "subnet": "198.18.9.0/24"})
+
+
+REJECTIONS = [
+    ("schema", lambda d: d.update(schema=2), "schema"),
+    ("bad lab name", lambda d: d.update(name="Bad_Name"), "name"),
+    ("duplicate host", _dup_host, "hosts.gw"),
+    ("duplicate network", _dup_net, "networks[2].name"),
+    ("unknown network", lambda d: d["hosts"][0]["networks"].append("dmz"), "hosts.gw.networks"),
+    ("unknown group", lambda d: d["hosts"][0]["groups"].append("nosuch"), "hosts.gw.groups"),
+    ("address outside subnet", lambda d: d["hosts"][1].update(addresses={"inside": "198.18.1.5"}), "addresses.inside"),
+    ("address is the gateway", lambda d: d["hosts"][1].update(addresses={"inside": "198.18.2.1"}), "addresses.inside"),
+    ("bad hostname", lambda d: d["hosts"][0].update(name="under_score"), "hosts[0].name"),
+    ("hostname leading dash", lambda d: d["hosts"][0].update(name="-gw"), "hosts[0].name"),
+    ("overlapping subnets", lambda d: d["networks"][1].update(subnet="198.18.1.128/25"), "networks[1].subnet"),
+    ("bad subnet", lambda d: d["networks"][0].update(subnet="198.18.1.1/24"), "networks[0].subnet"),
+    ("unknown field", lambda d: d.update(hostz=[]), "hostz"),
+    ("route via a host not on the network", lambda d: d["networks"][1]["routes"][0].update(via="ext"), "via"),
+    ("no hosts", lambda d: d.update(hosts=[]), "hosts"),
+    ("host without network", lambda d: d["hosts"][2].update(networks=[]), "hosts.ext.networks"),
+    ("hosts not a list", lambda d: d.update(hosts={"a": 1}), "hosts"),
+    ("same fixed address twice", lambda d: d["hosts"][0].update(addresses={"inside": "198.18.2.50"}), "addresses"),
+]
+
+
+@pytest.mark.parametrize(("case", "change", "field"), REJECTIONS, ids=[r[0] for r in REJECTIONS])
+def test_rejections_name_file_field_and_fix(case: str, change: Any, field: str) -> None:
+    with pytest.raises(LabError) as info:
+        parse(mutate(change), PATH)
+    message = str(info.value)
+    assert message.startswith("lab.yml: field '")
+    assert field in message
+    assert "Fix:" in message
+    assert "\n" not in message
+
+
+def test_overlap_with_another_running_lab() -> None:
+    topo = parse(BASE, PATH)
+    with pytest.raises(LabError, match=r"overlaps network 'lan' \(198.18.2.0/25\) of the running lab 'other'"):
+        check_overlaps(topo, {"other": {"lan": "198.18.2.0/25"}})
+    check_overlaps(topo, {"t": {"inside": "198.18.2.0/24"}, "other": {"lan": "198.18.3.0/24"}})
+
+
+def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(LabError, match="no such topology file"):
+        load(tmp_path / "nope.yml")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(LabError, match=r"not valid YAML \(line"):
+        load(bad)
+
+
+def test_default_lab_is_valid_and_shaped_for_the_seed() -> None:
+    topo = load(paths.DEFAULT_LAB, paths.known_groups() | {"nat_gateway", "mongodb", "memcached", "mongrel2",
+                                                            "zeromq", "swig", "sdn_controller",
+                                                            "memcached_clients", "mongodb_clients"})
+    assert set(topo.hosts) == {"gw", "db", "web", "dev", "sdn", "ext"}
+    assert topo.hosts["ext"].networks == ["outside"]
+    assert topo.hosts["gw"].networks == ["outside", "inside"]
+    assert topo.routes("web") == [{"to": "198.18.1.0/24", "via": topo.hosts["gw"].addresses["inside"]}]
+    raw = yaml.safe_load(paths.DEFAULT_LAB.read_text())
+    assert raw["schema"] == 1
