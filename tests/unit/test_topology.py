@@ -124,9 +124,21 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
 
 
 def test_default_lab_is_valid_and_shaped_for_the_seed() -> None:
-    topo = load(paths.DEFAULT_LAB, paths.known_groups() | {"nat_gateway", "mongodb", "memcached", "mongrel2",
-                                                            "zeromq", "swig", "sdn_controller",
-                                                            "memcached_clients", "mongodb_clients"})
+    topo = load(
+        paths.DEFAULT_LAB,
+        paths.known_groups()
+        | {
+            "nat_gateway",
+            "mongodb",
+            "memcached",
+            "mongrel2",
+            "zeromq",
+            "swig",
+            "sdn_controller",
+            "memcached_clients",
+            "mongodb_clients",
+        },
+    )
     assert set(topo.hosts) == {"gw", "db", "web", "dev", "sdn", "ext"}
     assert topo.hosts["ext"].networks == ["outside"]
     assert topo.hosts["gw"].networks == ["outside", "inside"]

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install what labctl needs on a Debian 12 machine (as root): system packages, the venv, the base image.
+# Safe to run again: it only adds what is missing.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PACKAGES=(podman runc debootstrap netavark aardvark-dns uidmap openssh-client iptables python3-venv git ca-certificates)
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "» apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/labctl ]; then
+  echo "» creating .venv and installing labctl"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+fi
+.venv/bin/pip install -q -e '.[test]'
+
+.venv/bin/labctl image build
