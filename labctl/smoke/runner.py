@@ -23,7 +23,10 @@ def service_modules() -> dict[str, ModuleType]:
     for info in pkgutil.iter_modules(pkg.__path__):
         if info.name in _FRAMEWORK or info.name.startswith("_") or info.ispkg:
             continue
-        module = importlib.import_module(f"labctl.smoke.{info.name}")
+        try:
+            module = importlib.import_module(f"labctl.smoke.{info.name}")
+        except Exception as exc:  # a broken check module must not hide the others
+            raise LabError(f"smoke module labctl/smoke/{info.name}.py does not load: {exc!r}") from None
         if hasattr(module, "SERVICE"):
             out[module.SERVICE] = module
     return out
