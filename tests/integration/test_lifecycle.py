@@ -105,3 +105,43 @@ def test_bad_topology_is_one_clear_error(tmp_path: Path, labenv: dict[str, str])
 def test_commands_on_a_lab_that_is_not_up(labenv: dict[str, str]) -> None:
     res = run("status", "--name", "ghost", env=labenv, check=False)
     assert res.returncode == 2 and "no lab named 'ghost' is up" in res.stderr
+
+
+def test_static_provider_reaches_existing_hosts_and_never_removes_them(tmp_path: Path, labenv: dict[str, str]) -> None:
+    base = write_lab(tmp_path, "it-base", "198.18.43.0/24", hosts=1)
+    key = Path(labenv["LABCTL_STATE_DIR"]) / "it-base" / "id_ed25519"
+    static = tmp_path / "static.yml"
+    static.write_text(
+        "schema: 1\nname: it-static\nprovider: static\n"
+        f"hosts:\n  - {{name: vm, address: 198.18.43.10, user: root, key: {key}}}\n"
+    )
+    try:
+        run("up", "-f", str(base), "--no-provision", env=labenv)
+        run("up", "-f", str(static), "--no-smoke", env=labenv)
+        assert run("exec", "--name", "it-static", "vm", "--", "hostname", env=labenv).stdout.strip() == "h1"
+        status = json.loads(run("status", "--name", "it-static", "--json", env=labenv).stdout)
+        assert status["hosts"] == [
+            {"name": "vm", "groups": [], "addresses": {"ssh": "198.18.43.10"}, "state": "static"}
+        ]
+        run("down", "--name", "it-static", env=labenv)
+        assert len(lab_containers("it-base")) == 1
+    finally:
+        run("down", "--name", "it-static", env=labenv, check=False)
+        run("down", "-f", str(base), env=labenv, check=False)
+    assert lab_containers("it-base") == []
+
+
+def test_a_host_that_fails_to_start_is_named(tmp_path: Path, labenv: dict[str, str]) -> None:
+    lab = tmp_path / "broken.yml"
+    lab.write_text(
+        "schema: 1\nname: it-broken\nimage: localhost/labctl/no-such-image:none\n"
+        "networks: [{name: lab, subnet: 198.18.44.0/24}]\nhosts: [{name: lonely, networks: [lab]}]\n"
+    )
+    try:
+        res = run("up", "-f", str(lab), env=labenv, check=False)
+        assert res.returncode == 2
+        assert "lonely:" in res.stderr and "failed to create host 'lonely'" in res.stderr
+        assert "Traceback" not in res.stderr
+    finally:
+        run("down", "-f", str(lab), env=labenv, check=False)
+    assert lab_networks("it-broken") == []
