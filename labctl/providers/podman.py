@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from typing import Any
 
 from labctl.errors import LabError
 from labctl.providers.base import HostInfo, HostSpec, NetworkSpec
@@ -34,6 +35,10 @@ def _podman(*args: str, check: bool = True, what: str = "") -> subprocess.Comple
             f"podman failed {what or 'podman ' + ' '.join(args[:2])}: {result.stderr.strip() or result.stdout.strip()}"
         )
     return result
+
+
+def _network_list() -> list[dict[str, Any]]:
+    return json.loads(_podman("network", "ls", "--format", "json").stdout or "[]")  # type: ignore[no-any-return]
 
 
 class PodmanProvider:
@@ -98,7 +103,7 @@ class PodmanProvider:
         if ids:
             _podman("rm", "--force", "--time", "5", *ids, what=f"to remove the containers of lab {lab!r}")
             removed += [f"container {i[:12]}" for i in ids]
-        nets = [n["name"] for n in self._network_list() if n.get("labels", {}).get(LABEL) == lab]
+        nets = [n["name"] for n in _network_list() if n.get("labels", {}).get(LABEL) == lab]
         if nets:
             _podman("network", "rm", "--force", *nets, what=f"to remove the networks of lab {lab!r}")
             removed += [f"network {n}" for n in nets]
@@ -124,12 +129,9 @@ class PodmanProvider:
                 hosts[host] = HostInfo(host, "stopped" if state in ("exited", "created") else state, item["Id"])
         return hosts
 
-    def _network_list(self) -> list[dict]:  # type: ignore[type-arg]
-        return json.loads(_podman("network", "ls", "--format", "json").stdout or "[]")  # type: ignore[no-any-return]
-
     def networks(self, lab: str | None = None) -> dict[str, dict[str, str]]:
         out: dict[str, dict[str, str]] = {}
-        for net in self._network_list():
+        for net in _network_list():
             labels = net.get("labels") or {}
             owner = labels.get(LABEL)
             if owner is None or (lab is not None and owner != lab):
