@@ -7,6 +7,7 @@ import shlex
 import socket
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 
 from fabric import Connection
@@ -49,14 +50,14 @@ class FabricRunner:
 
     def run(self, host: str, command: str, timeout: float = 120, stdin: str | None = None) -> Result:
         conn = self._conn(host)
+        remote_cmd = command
+        if stdin is not None:
+            # invoke feeds a non-tty stream byte by byte; a file on the host is much faster
+            path = f"/tmp/.labctl-stdin-{uuid.uuid4().hex}"
+            self.put_text(host, stdin, path, 0o600)
+            remote_cmd = f"(\n{command}\n) < {path}; rc=$?; rm -f {path}; exit $rc"
         try:
-            res = conn.run(
-                command,
-                hide=True,
-                warn=True,
-                timeout=timeout,
-                in_stream=io.StringIO(stdin) if stdin is not None else False,
-            )
+            res = conn.run(remote_cmd, hide=True, warn=True, timeout=timeout, in_stream=False)
         except CommandTimedOut as exc:
             return Result(command, 124, exc.result.stdout, exc.result.stderr + f"\n(timed out after {timeout:.0f} s)")
         except (NoValidConnectionsError, SSHException, OSError) as exc:
