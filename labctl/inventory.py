@@ -37,14 +37,19 @@ def host_vars(topo: Topology, state: LabState, host: str) -> dict[str, Any]:
     return hv
 
 
-def render(topo: Topology, state: LabState) -> str:
-    """The inventory as YAML: groups, per-group and per-host vars, and lab-wide labctl_* vars."""
-    all_vars: dict[str, Any] = {
+def lab_vars(topo: Topology, state: LabState) -> dict[str, Any]:
+    """The lab-wide labctl_* variables every host sees."""
+    return {
         "labctl_lab": topo.name,
         "labctl_state_dir": str(state.dir),
         "labctl_networks": {n.name: str(n.subnet) for n in topo.networks.values()},
         "labctl_hosts": {h.name: dict(h.addresses) for h in topo.hosts.values()},
     }
+
+
+def render(topo: Topology, state: LabState) -> str:
+    """The inventory as YAML: groups, per-group and per-host vars, and lab-wide labctl_* vars."""
+    all_vars = lab_vars(topo, state)
     all_vars.update(topo.vars)
     children: dict[str, Any] = {}
     for group, members in topo.group_hosts().items():

@@ -145,6 +145,7 @@ def up(
         t0 = time.monotonic()
         for net in topo.networks.values():
             provider.create_network(NetworkSpec(topo.name, net.name, str(net.subnet)))
+        provider.link_networks(topo.name, [str(n.subnet) for n in topo.networks.values()])
         existing = provider.list(topo.name)
         specs = _specs(topo, state, tag)
         stale = [h for h in existing if h not in topo.hosts]
@@ -238,10 +239,11 @@ def context(topo: Topology) -> Context:
     groups = topo.group_hosts()
     groups["all"] = list(topo.hosts)
     hostvars = {}
+    lab_vars = inventory.lab_vars(topo, state)
     for name in topo.hosts:
-        hv = inventory.host_vars(topo, state, name)
+        hv = dict(lab_vars)
+        hv.update(inventory.host_vars(topo, state, name))
         hv.update(topo.hostvars(name))
-        hv["labctl_state_dir"] = str(state.dir)
         hostvars[name] = hv
     addresses = {
         name: dict(h.addresses) or {"ssh": inventory.connection_address(topo, name)} for name, h in topo.hosts.items()

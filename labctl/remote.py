@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 
 from fabric import Connection
-from invoke.exceptions import CommandTimedOut
+from invoke.exceptions import CommandTimedOut, ThreadException
 from paramiko.ssh_exception import NoValidConnectionsError, SSHException
 
 from labctl.errors import LabError
@@ -60,7 +60,7 @@ class FabricRunner:
             res = conn.run(remote_cmd, hide=True, warn=True, timeout=timeout, in_stream=False)
         except CommandTimedOut as exc:
             return Result(command, 124, exc.result.stdout, exc.result.stderr + f"\n(timed out after {timeout:.0f} s)")
-        except (NoValidConnectionsError, SSHException, OSError) as exc:
+        except (NoValidConnectionsError, SSHException, OSError, ThreadException) as exc:
             raise LabError(
                 f"cannot reach host {host!r} over SSH ({exc}). Fix: check 'labctl status'; "
                 "a stopped host comes back with 'labctl up'."
@@ -69,8 +69,13 @@ class FabricRunner:
 
     def put_text(self, host: str, text: str, path: str, mode: int = 0o644) -> None:
         conn = self._conn(host)
-        conn.put(io.BytesIO(text.encode()), remote=path)
-        conn.run(f"chmod {mode:o} {shlex.quote(path)}", hide=True)
+        try:
+            conn.put(io.BytesIO(text.encode()), remote=path)
+            conn.run(f"chmod {mode:o} {shlex.quote(path)}", hide=True)
+        except (NoValidConnectionsError, SSHException, OSError, ThreadException) as exc:
+            raise LabError(
+                f"cannot copy {path} to host {host!r} over SSH ({exc}). Fix: check 'labctl status'."
+            ) from None
 
     def close(self) -> None:
         for conn in self._conns.values():

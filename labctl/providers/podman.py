@@ -6,6 +6,7 @@ labctl.lab=<lab>, so cleanup finds everything even when the state file is lost."
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 from typing import Any
 
@@ -41,6 +42,18 @@ def _network_list() -> list[dict[str, Any]]:
     return json.loads(_podman("network", "ls", "--format", "json").stdout or "[]")  # type: ignore[no-any-return]
 
 
+def _iptables(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    try:
+        result = subprocess.run(
+            ["iptables", "-w", "5", "-t", "nat", *args], capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError:
+        raise LabError("iptables is not installed on this machine. Fix: apt-get install iptables.") from None
+    if check and result.returncode != 0:
+        raise LabError(f"iptables -t nat {' '.join(args)} failed: {result.stderr.strip()}")
+    return result
+
+
 class PodmanProvider:
     name = "podman"
 
@@ -60,6 +73,38 @@ class PodmanProvider:
             name,
             what=f"to create network {spec.name!r} ({spec.subnet})",
         )
+
+    def link_networks(self, lab: str, subnets: list[str]) -> None:
+        """Let traffic between a lab's own networks pass the host unchanged.
+
+        With bridge-nf-call-iptables on, frames bridged between containers pass the host's nat table,
+        where netavark masquerades anything leaving a network's subnet: a packet routed by a lab
+        gateway container would reach the next hop from the host's bridge address. An ACCEPT
+        before netavark's rules, for each pair of the lab's subnets, keeps the lab's addresses."""
+        for src in subnets:
+            for dst in subnets:
+                if src == dst:
+                    continue
+                rule = [
+                    "POSTROUTING",
+                    "-s",
+                    src,
+                    "-d",
+                    dst,
+                    "-m",
+                    "comment",
+                    "--comment",
+                    f"{LABEL}={lab}",
+                    "-j",
+                    "ACCEPT",
+                ]
+                if _iptables("-C", *rule, check=False).returncode != 0:
+                    _iptables("-I", *rule)
+
+    def _unlink_networks(self, lab: str) -> None:
+        for line in _iptables("-S", "POSTROUTING").stdout.splitlines():
+            if f'--comment "{LABEL}={lab}"' in line or f"--comment {LABEL}={lab} " in line:
+                _iptables("-D", *shlex.split(line)[1:], check=False)
 
     def create(self, spec: HostSpec) -> None:
         args = [

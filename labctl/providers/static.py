@@ -16,6 +16,9 @@ class StaticProvider:
     def create_network(self, spec: NetworkSpec) -> None:
         return None
 
+    def link_networks(self, lab: str, subnets: list[str]) -> None:
+        return None
+
     def create(self, spec: HostSpec) -> None:
         self._hosts.setdefault(spec.lab, {})[spec.name] = spec.address or ""
 

@@ -1,0 +1,140 @@
+"""Pure helpers of the nat_gateway smoke module: forwards listing, rule/counter parsing, matching."""
+
+from __future__ import annotations
+
+from labctl.smoke import nat_gateway as ng
+from labctl.smoke.base import Context
+
+NAT_S = "\n".join(
+    [
+        "-P PREROUTING ACCEPT",
+        "-P POSTROUTING ACCEPT",
+        "-A PREROUTING -d 198.18.64.10/32 -i eth0 -p tcp -m tcp --dport 80"
+        ' -m comment --comment "labctl nat_gateway forward web" -j DNAT --to-destination 198.18.65.11:6767',
+        "-A PREROUTING -i eth0 -p udp -m udp --dport 5353 -j DNAT --to-destination 198.18.65.12",
+        '-A POSTROUTING -s 198.18.65.0/24 -o eth0 -m comment --comment "labctl nat_gateway masquerade" -j MASQUERADE',
+    ]
+)
+
+FORWARD_VS = "\n".join(
+    [
+        "-P FORWARD ACCEPT -c 0 0",
+        "-A FORWARD -c 96 5640 -j TRAFFIC_ACCT",
+        "-A FORWARD -s 198.18.65.0/24 -p tcp -m tcp --dport 2323"
+        ' -m comment --comment "labctl nat_gateway filter x log" -c 9 540 -j LOG --log-prefix "labctl-drop: "',
+        "-A FORWARD -s 198.18.65.0/24 -p tcp -m tcp --dport 2323"
+        ' -m comment --comment "labctl nat_gateway filter x" -c 7 420 -j DROP',
+    ]
+)
+
+ACCT_VS = """\
+-N TRAFFIC_ACCT
+-A TRAFFIC_ACCT -p tcp -c 12 720
+-A TRAFFIC_ACCT -p udp -c 3 90
+-A TRAFFIC_ACCT -p icmp -c 1 84
+"""
+
+
+def test_forwards_from_iptables_output() -> None:
+    fwds = ng.forwards(NAT_S)
+    assert fwds == [
+        {
+            "name": "web",
+            "protocol": "tcp",
+            "address": "198.18.64.10",
+            "port": 80,
+            "to_host": None,
+            "to_address": "198.18.65.11",
+            "to_port": 6767,
+        },
+        {
+            "name": "udp/5353",
+            "protocol": "udp",
+            "address": None,
+            "port": 5353,
+            "to_host": None,
+            "to_address": "198.18.65.12",
+            "to_port": 5353,
+        },
+    ]
+
+
+def test_forwards_from_hostvars_uses_role_defaults() -> None:
+    hostvars = {
+        "labctl_addresses": {"outside": "198.18.64.10", "inside": "198.18.65.10"},
+        "labctl_hosts": {"web": {"inside": "198.18.65.11"}, "gw": {"outside": "198.18.64.10"}},
+    }
+    assert ng.forwards(hostvars) == [
+        {
+            "name": "web",
+            "protocol": "tcp",
+            "address": "198.18.64.10",
+            "port": 80,
+            "to_host": "web",
+            "to_address": "198.18.65.11",
+            "to_port": 6767,
+        }
+    ]
+
+
+def test_forwards_from_hostvars_custom_and_templated() -> None:
+    hostvars = {
+        "nat_gateway_outside_network": "wan",
+        "nat_gateway_outside_address": "{{ labctl_addresses.wan }}",
+        "nat_gateway_forwards": [{"name": "ssh", "port": 2222, "to_address": "10.0.0.5", "to_port": 22}],
+        "labctl_addresses": {"wan": "192.0.2.1"},
+    }
+    (fwd,) = ng.forwards(hostvars)
+    assert fwd["address"] == "192.0.2.1"
+    assert (fwd["protocol"], fwd["port"], fwd["to_address"], fwd["to_port"]) == ("tcp", 2222, "10.0.0.5", 22)
+
+
+def test_forwards_from_context() -> None:
+    ctx = Context(
+        lab="t",
+        groups={"nat_gateway": ["gw"], "all": ["gw", "web"]},
+        addresses={"gw": {"outside": "198.18.64.10", "inside": "198.18.65.10"}, "web": {"inside": "198.18.65.11"}},
+        hostvars={"gw": {}, "web": {}},
+        runner=None,  # type: ignore[arg-type]
+    )
+    (fwd,) = ng.forwards(ctx)
+    assert fwd["to_address"] == "198.18.65.11"
+    assert fwd["address"] == "198.18.64.10"
+
+
+def test_parse_counted_rules_and_comments() -> None:
+    rules = ng.parse_counted_rules(FORWARD_VS)
+    assert [(r.packets, r.bytes) for r in rules] == [(96, 5640), (9, 540), (7, 420)]
+    assert rules[0].spec == "-j TRAFFIC_ACCT"
+    assert rules[1].comment() == "labctl nat_gateway filter x log"
+    assert rules[1].spec.endswith('-j LOG --log-prefix "labctl-drop: "')
+    assert ng._counts(ng.parse_counted_rules(ACCT_VS)) == {"tcp": 12, "udp": 3, "icmp": 1}
+
+
+def test_matches_networks_hosts_and_cidrs() -> None:
+    nets = {"inside", "outside"}
+    assert ng.matches(None, "web", "198.18.65.11", {"inside"}, nets)
+    assert ng.matches("inside", "web", "198.18.65.11", {"inside"}, nets)
+    assert not ng.matches("outside", "web", "198.18.65.11", {"inside"}, nets)
+    assert ng.matches("web", "web", "198.18.65.11", {"inside"}, nets)
+    assert ng.matches("198.18.65.0/25", "web", "198.18.65.11", {"inside"}, nets)
+    assert not ng.matches("198.18.65.11/32", "db", "198.18.65.12", {"inside"}, nets)
+    assert not ng.matches("nonsense", "web", "198.18.65.11", {"inside"}, nets)
+
+
+def test_normalized_rules_ignore_comments_and_counters() -> None:
+    a = "# Generated at 1\n*filter\n:INPUT ACCEPT [5:300]\n-A FORWARD -j X\nCOMMIT\n"
+    b = "# Generated at 2\n*filter\n:INPUT ACCEPT [0:0]\n-A FORWARD -j X\nCOMMIT\n"
+    assert ng.normalized_rules(a) == ng.normalized_rules(b)
+
+
+def test_conntrack_source_reads_original_direction() -> None:
+    table = (
+        "ipv4     2 tcp      6 46 TIME_WAIT src=198.18.65.1 dst=198.18.64.11 sport=52418 dport=47080 "
+        "src=198.18.64.11 dst=198.18.64.10 sport=47080 dport=52418 [ASSURED] mark=0 zone=0 use=2\n"
+        "ipv4     2 tcp      6 46 TIME_WAIT src=198.18.65.11 dst=198.18.64.11 sport=40000 dport=47080 "
+        "src=198.18.64.11 dst=198.18.64.10 sport=47080 dport=40000 [ASSURED] mark=0 zone=0 use=2\n"
+    )
+    assert ng.conntrack_source(table, "198.18.64.11", 52418, 47080) == "198.18.65.1"
+    assert ng.conntrack_source(table, "198.18.64.11", 40000, 47080) == "198.18.65.11"
+    assert ng.conntrack_source(table, "198.18.64.11", 1, 47080) is None
