@@ -99,10 +99,13 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"--host: no host {args.host!r} in lab {topo.name!r}. Fix: use one of: {', '.join(topo.hosts)}."
             )
         rows = [r for r in rows if r["name"] == args.host]
+        rows[0].update(lab.host_details(topo, args.host))
     if args.json:
         ui.print_json({"lab": topo.name, "hosts": rows})
     else:
         ui.status_table(topo.name, rows)
+        if rows[0].get("forwards") and args.host:
+            ui.forwards_table(args.host, rows[0]["forwards"])
     return 0
 
 

@@ -249,3 +249,22 @@ def context(topo: Topology) -> Context:
         name: dict(h.addresses) or {"ssh": inventory.connection_address(topo, name)} for name, h in topo.hosts.items()
     }
     return Context(topo.name, groups, addresses, hostvars, runner(topo))
+
+
+def host_details(topo: Topology, host: str) -> dict[str, Any]:
+    """What `status --host` adds for one host: the port forwards in force on a NAT gateway."""
+    if host not in topo.group_hosts().get("nat_gateway", []):
+        return {}
+    from labctl.smoke import nat_gateway
+
+    conn = runner(topo)
+    try:
+        rules = conn.run(host, "iptables -w 5 -t nat -S", timeout=30)
+    finally:
+        conn.close()
+    if not rules.ok:
+        raise LabError(
+            f"cannot read the NAT rules on {host!r}: {rules.output}. "
+            f"Fix: check 'labctl exec {host} -- iptables -t nat -S'."
+        )
+    return {"forwards": nat_gateway.forwards(rules.stdout)}

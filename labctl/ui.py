@@ -103,6 +103,16 @@ def status_table(lab: str, rows: list[dict[str, Any]]) -> None:
     out.print(table)
 
 
+def forwards_table(host: str, forwards: list[dict[str, Any]]) -> None:
+    table = Table(title=f"port forwards on {host}", title_justify="left")
+    for col in ("name", "protocol", "listen", "to"):
+        table.add_column(col)
+    for f in forwards:
+        to = f"{f.get('to_host') or f.get('to_address')}:{f['to_port']}"
+        table.add_row(str(f["name"]), str(f["protocol"]), f"{f.get('address') or '*'}:{f['port']}", to)
+    out.print(table)
+
+
 def smoke_line(result: CheckResult) -> None:
     if not err.is_terminal:
         return

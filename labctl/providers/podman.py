@@ -144,6 +144,7 @@ class PodmanProvider:
 
     def destroy_lab(self, lab: str) -> list[str]:
         removed = []
+        self._unlink_networks(lab)
         ids = _podman("ps", "-a", "-q", "--filter", f"label={LABEL}={lab}").stdout.split()
         if ids:
             _podman("rm", "--force", "--time", "5", *ids, what=f"to remove the containers of lab {lab!r}")

@@ -2,7 +2,8 @@
 
 A service module (``labctl/smoke/<service>.py``) declares ``SERVICE`` (its name), ``GROUP``
 (the inventory group whose hosts run it) and decorates its checks with ``@check("name")``.
-A check takes a :class:`Context` and returns nothing on success; it raises :class:`CheckFailed`
+A check takes a :class:`Context` and on success returns None or a short message (shown in the
+table, e.g. a version or counts); it raises :class:`CheckFailed`
 (with the command and its output) or :class:`CheckSkipped` (with the reason).
 The same functions run from ``labctl smoke`` and from Molecule's verify step.
 """
@@ -115,7 +116,7 @@ class Context:
         raise CheckFailed(f"{what}: not true after {timeout:.0f} s")
 
 
-CheckFn = Callable[[Context], None]
+CheckFn = Callable[[Context], str | None]
 
 
 @dataclass(frozen=True)

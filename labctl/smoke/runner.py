@@ -57,8 +57,8 @@ def run_checks(
             continue
         t0 = time.monotonic()
         try:
-            chk.fn(ctx)
-            res = CheckResult(chk.service, chk.name, hosts, "passed", 0.0)
+            message = chk.fn(ctx)
+            res = CheckResult(chk.service, chk.name, hosts, "passed", 0.0, message or "")
         except CheckSkipped as exc:
             res = CheckResult(chk.service, chk.name, hosts, "skipped", 0.0, str(exc))
         except CheckFailed as exc:
