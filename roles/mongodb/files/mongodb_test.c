@@ -1,0 +1,1 @@
+../../../labctl/smoke/files/mongodb_test.c

@@ -1,0 +1,183 @@
+"""Pure logic of the mongodb smoke checks: skip reasons, the session's verdict, C output, secrets."""
+
+from __future__ import annotations
+
+import datetime
+import filecmp
+from pathlib import Path
+
+import pytest
+
+from labctl.smoke import mongodb
+from labctl.smoke.base import CheckFailed, CheckSkipped, Context, Result
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime.datetime(2026, 11, 25, 14, 0, 0, tzinfo=datetime.UTC)
+
+
+class FakeRunner:
+    """Answers commands from a table of substrings; records what ran and with which stdin."""
+
+    def __init__(self, answers: dict[str, Result]) -> None:
+        self.answers = answers
+        self.calls: list[tuple[str, str, str | None]] = []
+        self.files: dict[tuple[str, str], str] = {}
+
+    def run(self, host: str, command: str, timeout: float = 120, stdin: str | None = None) -> Result:
+        self.calls.append((host, command, stdin))
+        for key, result in self.answers.items():
+            if key in command:
+                return result
+        return Result(command, 1, "", "not found")
+
+    def put_text(self, host: str, text: str, path: str, mode: int = 0o644) -> None:
+        self.files[(host, path)] = text
+
+
+def ctx_with(runner: FakeRunner, hostvars: dict | None = None) -> Context:
+    return Context(
+        lab="t",
+        groups={"mongodb": ["db"], "mongodb_clients": ["dev"], "all": ["db", "dev"]},
+        addresses={"db": {"lab": "198.18.67.10"}, "dev": {"lab": "198.18.67.11"}},
+        hostvars=hostvars or {"db": {}, "dev": {}},
+        runner=runner,
+    )
+
+
+def session_data() -> dict:
+    pic = {"$hex": "89504e47"}
+    since = "2026-11-25T13:59:58+00:00"
+    docs = [
+        {"_id": "1", "a": 1},
+        {
+            "_id": "2",
+            "name": "kristina",
+            "contact info": {"twitter": "@kchodorow", "email": "kristina@10gen.com"},
+            "friends": 400232,
+            "pic": pic,
+            "member since": since,
+        },
+        {"_id": "3", "a": 2},
+        {"_id": "4", "a": 3},
+    ]
+    return {
+        "inserted_member_since": since,
+        "pic": pic,
+        "find": docs,
+        "find_one": docs[0],
+        "find_a1": [docs[0]],
+        "find_kristina": [docs[1]],
+    }
+
+
+def test_skip_reason_names_the_unreachable_source() -> None:
+    marker = "not installed: source unreachable: https://repo.mongodb.org/apt/debian/dists/bookworm/x/Release\n"
+    assert mongodb.skip_reason(marker, False) == (
+        "not installed: source unreachable (https://repo.mongodb.org/apt/debian/dists/bookworm/x/Release)"
+    )
+
+
+def test_skip_reason_without_marker_or_mongod() -> None:
+    assert "not installed" in (mongodb.skip_reason(None, False) or "")
+    assert mongodb.skip_reason(None, True) is None
+    assert mongodb.skip_reason("installed: mongodb_source=repo https://x\n", True) is None
+
+
+def test_server_checks_skip_with_the_reason() -> None:
+    marker = "not installed: source unreachable: https://repo.example/Release\n"
+    runner = FakeRunner({"cat /etc/labctl/mongodb.state": Result("cat", 0, marker, "")})
+    with pytest.raises(CheckSkipped, match=r"source unreachable \(https://repo.example/Release\)"):
+        mongodb.seed_session(ctx_with(runner))
+    with pytest.raises(CheckSkipped):
+        mongodb.server_running(ctx_with(runner))
+
+
+def test_check_session_accepts_the_seed_session() -> None:
+    assert mongodb.check_session(session_data(), NOW) == []
+
+
+def test_check_session_catches_wrong_order_count_and_lookups() -> None:
+    data = session_data()
+    data["find"][0], data["find"][2] = data["find"][2], data["find"][0]
+    assert any("expected {'a': 1}" in p for p in mongodb.check_session(data, NOW))
+    data = session_data()
+    data["find"].pop()
+    assert mongodb.check_session(data, NOW) == ["find() returned 3 documents, expected 4"]
+    data = session_data()
+    data["find_kristina"] = []
+    assert any("kristina" in p for p in mongodb.check_session(data, NOW))
+    data = session_data()
+    data["find"][1]["contact info"] = {"twitter": "@kchodorow"}
+    assert any("kristina document" in p for p in mongodb.check_session(data, NOW))
+
+
+def test_check_session_checks_the_date() -> None:
+    data = session_data()
+    data["find"][1]["member since"] = "not a date"
+    assert any("not a date" in p for p in mongodb.check_session(data, NOW))
+    assert any("not about now" in p for p in mongodb.check_session(session_data(), NOW + datetime.timedelta(days=1)))
+
+
+def test_parse_c_output() -> None:
+    out = (
+        "MONGO_OK: connection succeeded\ninserted 1 document into test.foo\n"
+        '{ "_id" : { "$oid" : "6560" }, "a" : 1 }\n{ "name" : "kristina" }\n2 documents\n'
+    )
+    connected, docs, count = mongodb.parse_c_output(out)
+    assert connected and count == 2 and docs[1]["name"] == "kristina"
+
+
+def test_uri_and_redaction() -> None:
+    conn = {"user": "labapp", "password": "S3cret", "host": "198.18.67.10", "port": 27017, "db": "test", "replset": ""}
+    uri = mongodb.uri(conn)
+    assert uri.startswith("mongodb://labapp:S3cret@198.18.67.10:27017/test?authSource=test")
+    assert "replicaSet" not in uri
+    assert "replicaSet=rs0" in mongodb.uri({**conn, "replset": "rs0"})
+    assert mongodb.redact(f"error in {uri}", "S3cret") == f"error in {uri.replace('S3cret', '***')}"
+
+
+def test_password_from_state_dir_goes_on_stdin_only(tmp_path: Path) -> None:
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "mongodb_app").write_text("Pw0rdPw0rdPw0rd\n")
+    marker = "installed: mongodb_source=repo https://repo\n"
+    runner = FakeRunner(
+        {
+            "cat /etc/labctl/mongodb.state": Result("cat", 0, marker, ""),
+            "command -v mongod": Result("command", 0, "/usr/bin/mongod", ""),
+            "mkdir": Result("mkdir", 0, "", ""),
+            "mongodb_session.py noauth": Result("py", 0, '{"ok": false, "code": 13, "error": "requires auth"}', ""),
+        }
+    )
+    ctx = ctx_with(runner, {"db": {"labctl_state_dir": str(tmp_path)}, "dev": {}})
+    mongodb.auth_required(ctx)
+    assert all("Pw0rd" not in cmd for _h, cmd, _s in runner.calls)
+    assert any(stdin and "Pw0rdPw0rdPw0rd" in stdin for _h, _c, stdin in runner.calls)
+
+
+def test_auth_check_fails_when_unauthenticated_insert_works(tmp_path: Path) -> None:
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "mongodb_app").write_text("x\n")
+    runner = FakeRunner(
+        {
+            "cat /etc/labctl/mongodb.state": Result("cat", 0, "installed: repo\n", ""),
+            "command -v mongod": Result("command", 0, "/usr/bin/mongod", ""),
+            "mkdir": Result("mkdir", 0, "", ""),
+            "mongodb_session.py noauth": Result("py", 0, '{"ok": true, "code": null, "error": ""}', ""),
+        }
+    )
+    with pytest.raises(CheckFailed, match="not refused"):
+        mongodb.auth_required(ctx_with(runner, {"db": {"labctl_state_dir": str(tmp_path)}, "dev": {}}))
+
+
+def test_missing_password_file_is_a_clear_failure(tmp_path: Path) -> None:
+    ctx = ctx_with(FakeRunner({}), {"db": {"labctl_state_dir": str(tmp_path)}, "dev": {}})
+    with pytest.raises(CheckFailed, match="mongodb_app"):
+        mongodb.app_password(ctx, "db")
+
+
+def test_helper_files_ship_and_role_uses_the_same_c_source() -> None:
+    assert mongodb.C_SOURCE.is_file() and mongodb.SESSION_SCRIPT.is_file()
+    role_copy = ROOT / "roles" / "mongodb" / "files" / "mongodb_test.c"
+    assert filecmp.cmp(role_copy, mongodb.C_SOURCE, shallow=False)
+    compile(mongodb.SESSION_SCRIPT.read_text(), "mongodb_session.py", "exec")
+    compile((ROOT / "roles/mongodb/files/mongodb_users.py").read_text(), "mongodb_users.py", "exec")
