@@ -1,0 +1,148 @@
+"""`labctl sdn ...`: manage the sliceable switch's slices of a running lab over its REST API.
+
+    labctl sdn [-f LAB.yml | --name LAB] [--url URL] [--host HOST] ACTION ...
+
+The API address is the first sdn_controller host's lab address and sdn_controller_rest_port (8080),
+unless --url is given. Results are printed as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from labctl.errors import LabError
+from labctl.sdn.client import SdnApiError, SdnClient
+
+GROUP = "sdn_controller"
+
+
+def _onoff(text: str) -> bool:
+    if text.lower() in ("on", "true", "yes", "1"):
+        return True
+    if text.lower() in ("off", "false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    """Add the `sdn` verb to labctl's sub-command parsers."""
+    p = subparsers.add_parser(
+        "sdn",
+        help="manage the sliceable switch's slices (REST API of the sdn controller)",
+        description="Manage the sliceable switch's slices of a running lab through the controller's REST API.",
+    )
+    p.add_argument("-f", "--file", metavar="LAB.yml", help="topology file (default: labs/default.yml)")
+    p.add_argument("--name", metavar="NAME", help="act on the lab of this name (from its state)")
+    p.add_argument("--url", help="REST API base URL (default: from the lab's sdn_controller host)")
+    p.add_argument("--host", help="sdn_controller host to talk to (default: the first)")
+    p.set_defaults(fn=cmd_sdn)
+    act = p.add_subparsers(dest="sdn_action", required=True, metavar="ACTION")
+
+    act.add_parser("list", help="list slices")
+    a = act.add_parser("show", help="show a slice with its bindings")
+    a.add_argument("slice")
+    a = act.add_parser("create", help="create a slice")
+    a.add_argument("slice")
+    a.add_argument("--description", default="")
+    a = act.add_parser("delete", help="delete a slice")
+    a.add_argument("slice")
+
+    a = act.add_parser("add-port", help="bind a switch port (and VLAN) to a slice")
+    a.add_argument("slice")
+    a.add_argument("--port", type=int, required=True, help="OpenFlow port number")
+    a.add_argument("--dpid", default="0x1", help="datapath id (default 0x1)")
+    a.add_argument("--vid", type=int, help="VLAN id (default: untagged)")
+    a.add_argument("--id", dest="binding_id", help="binding id (default: generated)")
+    a = act.add_parser("remove-port", help="remove a port binding")
+    a.add_argument("slice")
+    a.add_argument("binding_id")
+
+    a = act.add_parser("add-mac", help="bind a host's MAC address to a slice")
+    a.add_argument("slice")
+    a.add_argument("mac")
+    a.add_argument("--id", dest="binding_id", help="binding id (default: generated)")
+    a = act.add_parser("remove-mac", help="remove a MAC binding")
+    a.add_argument("slice")
+    a.add_argument("binding_id")
+
+    a = act.add_parser("add-port-mac", help="bind a MAC under a port binding (used with restrict-hosts-on-port)")
+    a.add_argument("slice")
+    a.add_argument("port_binding_id")
+    a.add_argument("mac")
+    a.add_argument("--id", dest="binding_id", help="binding id (default: generated)")
+    a = act.add_parser("remove-port-mac", help="remove a port-MAC binding")
+    a.add_argument("slice")
+    a.add_argument("port_binding_id")
+    a.add_argument("binding_id")
+
+    a = act.add_parser("config", help="show or change the options")
+    a.add_argument("--restrict-hosts-on-port", type=_onoff, metavar="on|off")
+    a.add_argument("--loose", type=_onoff, metavar="on|off")
+    return p
+
+
+def api_url(args: argparse.Namespace) -> str:
+    """--url, else http://<sdn_controller host's lab address>:<sdn_controller_rest_port>."""
+    if args.url:
+        return str(args.url)
+    from labctl import lab  # late: only needed when the URL comes from a lab
+
+    topo, state = lab.resolve(args.file, args.name)
+    topo = lab.require(topo, state)
+    ctx = lab.context(topo)
+    hosts = ctx.hosts(GROUP)
+    if not hosts:
+        raise LabError(f"sdn: lab {topo.name!r} has no {GROUP} host. Fix: use a lab with one, or pass --url.")
+    host = args.host or hosts[0]
+    if host not in hosts:
+        raise LabError(f"sdn: {host!r} is not in group {GROUP}. Fix: use one of: {', '.join(hosts)}.")
+    address = ctx.var(host, "sdn_controller_rest_address")
+    if not isinstance(address, str) or "{" in address:
+        address = ctx.address(host)
+    return f"http://{address}:{int(ctx.var(host, 'sdn_controller_rest_port', 8080))}"
+
+
+def run_action(client: SdnClient, args: argparse.Namespace) -> Any:
+    action = args.sdn_action
+    if action == "list":
+        return client.slices()
+    if action == "show":
+        return client.slice(args.slice)
+    if action == "create":
+        return client.create_slice(args.slice, args.description)
+    if action == "delete":
+        return client.delete_slice(args.slice)
+    if action == "add-port":
+        return client.add_port(args.slice, args.dpid, args.port, args.vid, args.binding_id)
+    if action == "remove-port":
+        return client.remove_port(args.slice, args.binding_id)
+    if action == "add-mac":
+        return client.add_mac(args.slice, args.mac, args.binding_id)
+    if action == "remove-mac":
+        return client.remove_mac(args.slice, args.binding_id)
+    if action == "add-port-mac":
+        return client.add_port_mac(args.slice, args.port_binding_id, args.mac, args.binding_id)
+    if action == "remove-port-mac":
+        return client.remove_port_mac(args.slice, args.port_binding_id, args.binding_id)
+    if action == "config":
+        changes = {
+            k: v
+            for k, v in (("restrict_hosts_on_port", args.restrict_hosts_on_port), ("loose", args.loose))
+            if v is not None
+        }
+        return client.set_config(**changes) if changes else client.config()
+    raise LabError(f"sdn: unknown action {action!r}")
+
+
+def cmd_sdn(args: argparse.Namespace) -> int:
+    client = SdnClient(api_url(args))
+    try:
+        result = run_action(client, args)
+    except SdnApiError as exc:
+        raise LabError(f"sdn {args.sdn_action}: {exc}") from None
+    if result is not None:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    return 0
