@@ -26,6 +26,13 @@ def network_name(lab: str, network: str) -> str:
     return f"labctl-{lab}-{network}"
 
 
+def mac_address(address: str) -> str:
+    """A fixed, locally administered MAC per address: a restarted host keeps it, so peers' ARP caches
+    stay right (podman would pick a new random MAC at every start)."""
+    octets = [int(part) for part in address.split(".")]
+    return "02:4c:" + ":".join(f"{o:02x}" for o in octets)
+
+
 def _podman(*args: str, check: bool = True, what: str = "") -> subprocess.CompletedProcess[str]:
     try:
         result = subprocess.run(["podman", *args], capture_output=True, text=True, check=False)
@@ -127,7 +134,7 @@ class PodmanProvider:
         for limit in ULIMITS:
             args += ["--ulimit", limit]
         for net, addr in spec.networks.items():
-            args += ["--network", f"{network_name(spec.lab, net)}:ip={addr}"]
+            args += ["--network", f"{network_name(spec.lab, net)}:ip={addr},mac={mac_address(addr)}"]
         for other, addr in spec.extra_hosts.items():
             args += ["--add-host", f"{other}:{addr}"]
         args.append(spec.image)
