@@ -153,6 +153,12 @@ def cmd_ssh(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def cmd_restart(args: argparse.Namespace) -> int:
+    topo = _running(args)
+    lab.restart(topo, args.hosts or list(topo.hosts), say=ui.say)
+    return 0
+
+
 def cmd_inventory(args: argparse.Namespace) -> int:
     topo = _running(args)
     state = LabState(topo.name)
@@ -229,6 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     _lab_args(p)
     p.add_argument("host")
     p.add_argument("command", nargs=argparse.REMAINDER, help="optional command")
+
+    p = verb("restart", cmd_restart, "stop and start hosts (all by default), as a reboot would")
+    _lab_args(p)
+    p.add_argument("hosts", nargs="*", metavar="HOST")
 
     p = verb("inventory", cmd_inventory, "print the path of the lab's Ansible inventory")
     _lab_args(p)

@@ -206,6 +206,26 @@ def down(name: str, provider_name: str | None = None, say: Say = lambda _m: None
     return removed
 
 
+def restart(topo: Topology, hosts: list[str], say: Say = lambda _m: None) -> None:
+    """Stop and start hosts (as a reboot would) and wait until SSH answers again."""
+    for host in hosts:
+        if host not in topo.hosts:
+            raise LabError(f"restart: no host {host!r} in lab {topo.name!r}. Fix: use one of: {', '.join(topo.hosts)}.")
+    provider = _provider(topo)
+    state = LabState(topo.name)
+    with state.locked():
+        say(f"restarting {', '.join(hosts)}")
+
+        def cycle(h: str) -> None:
+            provider.stop(topo.name, h)
+            provider.start(topo.name, h)
+            addr = inventory.connection_address(topo, h)
+            if not wait_for_ssh(addr, SSH_TIMEOUT):
+                raise LabError(f"SSH on {addr} did not answer within {SSH_TIMEOUT:.0f} s after the restart")
+
+        _parallel(cycle, hosts)
+
+
 def status(topo: Topology) -> list[dict[str, Any]]:
     provider = _provider(topo)
     live = provider.list(topo.name)

@@ -145,3 +145,12 @@ def test_default_lab_is_valid_and_shaped_for_the_seed() -> None:
     assert topo.routes("web") == [{"to": "198.18.1.0/24", "via": topo.hosts["gw"].addresses["inside"]}]
     raw = yaml.safe_load(paths.DEFAULT_LAB.read_text())
     assert raw["schema"] == 1
+
+
+def test_whole_lab_scenario_is_the_default_lab_on_other_subnets() -> None:
+    default = yaml.safe_load(paths.DEFAULT_LAB.read_text())
+    scenario = yaml.safe_load((paths.PROJECT_DIR / "molecule" / "lab" / "lab.yml").read_text())
+    assert scenario["name"] == "mol-lab"
+    assert [n["name"] for n in scenario["networks"]] == [n["name"] for n in default["networks"]]
+    for key in ("hosts", "groups", "provider"):
+        assert scenario[key] == default[key]
