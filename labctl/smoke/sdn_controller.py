@@ -7,6 +7,7 @@ Checks that change slices or options put everything back and verify the state is
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import shlex
@@ -330,7 +331,7 @@ def controller_restart(ctx: Context) -> None:
         new_pid = ctx.sh(sdn.host, "systemctl show -P MainPID sdn-controller.service").stdout.strip()
         if new_pid in ("0", pid):
             raise CheckFailed(f"sdn-controller did not restart (pid {pid} -> {new_pid})", "systemctl restart")
-        ctx.wait_until("REST API back", lambda sdn=sdn: _api_up(sdn), timeout=30)
+        ctx.wait_until("REST API back", functools.partial(_api_up, sdn), timeout=30)
         ctx.wait_until(f"{sdn.bridge} reconnected", sdn.connected, timeout=30)
         if sdn.state() != before:
             raise CheckFailed("slices changed across the restart", "GET /networks", json.dumps(sdn.state()))

@@ -35,7 +35,7 @@ def serve(args: argparse.Namespace) -> int:
         while (left := deadline - time.monotonic()) > 0:
             for key, _ in sel.select(timeout=min(left, 1.0)):
                 try:
-                    conn, peer = key.fileobj.accept()
+                    conn, peer = key.fileobj.accept()  # type: ignore[union-attr]
                 except OSError:
                     continue
                 with conn:
