@@ -29,6 +29,8 @@ def host_vars(topo: Topology, state: LabState, host: str) -> dict[str, Any]:
         "ansible_host": address,
         "ansible_user": h.user,
         "ansible_ssh_private_key_file": str(Path(h.key).expanduser()) if h.key else str(state.key),
+        # host keys are made per container at boot: keep them in the lab's own known_hosts
+        "ansible_ssh_common_args": f"-o UserKnownHostsFile={state.known_hosts} -o StrictHostKeyChecking=no",
         "labctl_address": next(iter(h.addresses.values()), address),
         "labctl_addresses": dict(h.addresses),
         "labctl_routes": topo.routes(host),
@@ -95,6 +97,6 @@ log_path = {state.log_dir / "ansible.log"}
 
 [ssh_connection]
 pipelining = True
-ssh_args = {SSH_ARGS} -o UserKnownHostsFile={state.known_hosts} -o StrictHostKeyChecking=no
+ssh_args = {SSH_ARGS}
 control_path_dir = {control_path_dir(state)}
 """

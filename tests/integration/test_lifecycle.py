@@ -43,12 +43,13 @@ def test_up_exec_status_reup_down(tmp_path: Path, labenv: dict[str, str]) -> Non
         assert (state_dir / "id_ed25519").stat().st_mode & 0o777 == 0o600
         inv = run("inventory", "-f", str(lab), env=labenv).stdout.strip()
         assert Path(inv).is_file()
-        # the inventory works with plain ansible
+        # the inventory works with plain ansible, without labctl's ansible.cfg
         ping = subprocess.run(
             [str(Path(LABCTL).parent / "ansible"), "all", "-m", "ping", "-i", inv],
             capture_output=True,
             text=True,
-            env=dict(labenv, ANSIBLE_CONFIG=str(state_dir / "ansible.cfg")),
+            env={k: v for k, v in labenv.items() if k != "ANSIBLE_CONFIG"},
+            cwd=tmp_path,
             check=False,
         )
         assert ping.returncode == 0, ping.stdout + ping.stderr
