@@ -24,6 +24,7 @@ def test_up_exec_status_reup_down(tmp_path: Path, labenv: dict[str, str]) -> Non
         assert len(ids) == 2
 
         assert run("exec", "-f", str(lab), "h1", "--", "hostname", env=labenv).stdout.strip() == "h1"
+        assert run("ssh", "-f", str(lab), "h2", "hostname", env=labenv).stdout.strip() == "h2"
         failing = run("exec", "-f", str(lab), "h2", "--", "sh", "-c", "exit 7", env=labenv, check=False)
         assert failing.returncode == 7
         # names resolve between hosts, root logs in with the lab key only
