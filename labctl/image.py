@@ -44,12 +44,15 @@ FILES = {
     "etc/hostname": "labctl\n",
 }
 REPOSITORY = "localhost/labctl/debian"
+IMAGE_LABEL = "labctl.image"
+# podman import --change instructions
+CHANGES = ('CMD ["/sbin/init"]', "STOPSIGNAL SIGRTMIN+3", f"LABEL {IMAGE_LABEL}={SUITE}")
 
 
 def recipe_hash() -> str:
     """A short hash of everything that shapes the image."""
     digest = hashlib.sha256()
-    for part in (SUITE, MIRROR, *PACKAGES, *sorted(f"{k}={v}" for k, v in FILES.items())):
+    for part in (SUITE, MIRROR, *PACKAGES, *CHANGES, *sorted(f"{k}={v}" for k, v in FILES.items())):
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()[:12]
 
@@ -110,18 +113,26 @@ def build(progress: Callable[[str], None] = lambda _msg: None, force: bool = Fal
         progress(f"importing as {tag}")
         tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
         _run(
-            [
-                "podman",
-                "import",
-                "--change",
-                'CMD ["/sbin/init"]',
-                "--change",
-                "STOPSIGNAL SIGRTMIN+3",
-                "-",
-                tag,
-            ],
+            ["podman", "import", *(arg for change in CHANGES for arg in ("--change", change)), "-", tag],
             "importing the tree into podman",
             stdin=tar.stdout,
         )
         tar.wait()
+    _remove_old_images(tag)
     return tag
+
+
+def _remove_old_images(current: str) -> None:
+    """Drop images of older recipes and untagged leftovers of a forced rebuild, unless a container uses them."""
+    listing = subprocess.run(
+        ["podman", "images", "--filter", f"reference={REPOSITORY}", "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    old = [ref for ref in listing if ref != current]
+    if old:
+        subprocess.run(["podman", "rmi", *old], capture_output=True, check=False)
+    subprocess.run(
+        ["podman", "image", "prune", "--force", "--filter", f"label={IMAGE_LABEL}"], capture_output=True, check=False
+    )

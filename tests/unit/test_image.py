@@ -1,0 +1,22 @@
+"""The base image's tag follows its recipe."""
+
+from __future__ import annotations
+
+import pytest
+
+from labctl import image
+
+
+def test_tag_carries_the_recipe_hash() -> None:
+    tag = image.image_tag()
+    assert tag.startswith("localhost/labctl/debian:bookworm-")
+    assert tag.endswith(image.recipe_hash()) and len(image.recipe_hash()) == 12
+
+
+def test_a_changed_recipe_changes_the_tag(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = image.image_tag()
+    monkeypatch.setattr(image, "PACKAGES", (*image.PACKAGES, "vim-tiny"))
+    assert image.image_tag() != before
+    monkeypatch.undo()
+    monkeypatch.setitem(image.FILES, "etc/motd", "hello\n")
+    assert image.image_tag() != before
