@@ -191,3 +191,17 @@ def test_routed_networks_keep_lab_addresses_and_leave_nothing(tmp_path: Path, la
         run("down", "-f", str(lab), env=labenv, check=False)
     assert _lab_nat_rules("it-routed") == []
     assert lab_networks("it-routed") == []
+
+
+def test_a_lab_overlapping_a_running_lab_is_refused(tmp_path: Path, labenv: dict[str, str]) -> None:
+    first = write_lab(tmp_path, "it-first", "198.18.47.0/24", hosts=1)
+    second = write_lab(tmp_path, "it-second", "198.18.47.0/25", hosts=1)
+    try:
+        run("up", "-f", str(first), "--no-provision", env=labenv)
+        res = run("up", "-f", str(second), "--no-provision", env=labenv, check=False)
+        assert res.returncode == 2
+        assert "overlaps network 'lab' (198.18.47.0/24) of the running lab 'it-first'" in res.stderr
+        assert lab_containers("it-second") == []
+    finally:
+        run("down", "-f", str(first), env=labenv, check=False)
+        run("down", "-f", str(second), env=labenv, check=False)
