@@ -134,7 +134,9 @@ class PodmanProvider:
         for limit in ULIMITS:
             args += ["--ulimit", limit]
         for net, addr in spec.networks.items():
-            args += ["--network", f"{network_name(spec.lab, net)}:ip={addr},mac={mac_address(addr)}"]
+            # the alias makes the host name resolve through the network's DNS too (hosts added later)
+            opts = f"ip={addr},mac={mac_address(addr)},alias={spec.name}"
+            args += ["--network", f"{network_name(spec.lab, net)}:{opts}"]
         for other, addr in spec.extra_hosts.items():
             args += ["--add-host", f"{other}:{addr}"]
         args.append(spec.image)

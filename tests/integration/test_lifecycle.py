@@ -205,3 +205,23 @@ def test_a_lab_overlapping_a_running_lab_is_refused(tmp_path: Path, labenv: dict
     finally:
         run("down", "-f", str(first), env=labenv, check=False)
         run("down", "-f", str(second), env=labenv, check=False)
+
+
+def test_up_reconciles_added_and_removed_hosts(tmp_path: Path, labenv: dict[str, str]) -> None:
+    lab = write_lab(tmp_path, "it-grow", "198.18.48.0/24", hosts=1)
+    try:
+        run("up", "-f", str(lab), "--no-provision", env=labenv)
+        first = [c["Id"] for c in lab_containers("it-grow")]
+        write_lab(tmp_path, "it-grow", "198.18.48.0/24", hosts=2)
+        grown = run("up", "-f", str(lab), "--no-provision", env=labenv)
+        assert "creating 1 host(s): h2" in grown.stderr
+        assert first[0] in [c["Id"] for c in lab_containers("it-grow")]
+        # the host made first resolves the one added later (network DNS alias)
+        resolved = run("exec", "-f", str(lab), "h1", "--", "getent", "hosts", "h2", env=labenv).stdout.split()
+        assert resolved[0] == "198.18.48.11"
+        write_lab(tmp_path, "it-grow", "198.18.48.0/24", hosts=1)
+        shrunk = run("up", "-f", str(lab), "--no-provision", env=labenv)
+        assert "no longer in the topology: h2" in shrunk.stderr
+        assert [c["Id"] for c in lab_containers("it-grow")] == first
+    finally:
+        run("down", "-f", str(lab), env=labenv, check=False)
