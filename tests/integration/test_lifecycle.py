@@ -225,3 +225,18 @@ def test_up_reconciles_added_and_removed_hosts(tmp_path: Path, labenv: dict[str,
         assert [c["Id"] for c in lab_containers("it-grow")] == first
     finally:
         run("down", "-f", str(lab), env=labenv, check=False)
+
+
+def test_a_failed_converge_is_summarised_per_host_and_task(tmp_path: Path, labenv: dict[str, str]) -> None:
+    lab = write_lab(tmp_path, "it-fail", "198.18.49.0/24", hosts=1)
+    lab.write_text(lab.read_text().replace("hosts:", 'vars: {common_ssh_permit_root_login: "yes"}\nhosts:'))
+    try:
+        res = run("up", "-f", str(lab), env=labenv, check=False)
+        assert res.returncode == 1
+        assert "converge failed" in res.stderr
+        assert "h1" in res.stderr and "common_ssh_permit_root_login" in res.stderr
+        assert "Traceback" not in res.stderr
+        status = json.loads(run("status", "-f", str(lab), "--json", env=labenv).stdout)
+        assert status["hosts"][0]["state"] == "running"
+    finally:
+        run("down", "-f", str(lab), env=labenv, check=False)
