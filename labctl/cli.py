@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -94,10 +95,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     topo = _running(args)
     rows = lab.status(topo)
     if args.host:
-        if args.host not in topo.hosts:
-            raise LabError(
-                f"--host: no host {args.host!r} in lab {topo.name!r}. Fix: use one of: {', '.join(topo.hosts)}."
-            )
+        lab.require_host(topo, args.host, "--host")
         rows = [r for r in rows if r["name"] == args.host]
         rows[0].update(lab.host_details(topo, args.host))
     if args.json:
@@ -116,10 +114,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
         command = command[1:]
     if not command:
         raise LabError("exec: no command given. Fix: labctl exec HOST -- COMMAND [ARGS...].")
-    if args.host not in topo.hosts:
-        raise LabError(f"exec: no host {args.host!r} in lab {topo.name!r}. Fix: use one of: {', '.join(topo.hosts)}.")
-    import shlex
-
+    lab.require_host(topo, args.host, "exec")
     runner = lab.runner(topo)
     try:
         result = runner.run(args.host, shlex.join(command), timeout=args.timeout)
@@ -132,8 +127,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 def cmd_ssh(args: argparse.Namespace) -> int:
     topo = _running(args)
-    if args.host not in topo.hosts:
-        raise LabError(f"ssh: no host {args.host!r} in lab {topo.name!r}. Fix: use one of: {', '.join(topo.hosts)}.")
+    lab.require_host(topo, args.host, "ssh")
     target = lab.runner(topo).targets[args.host]
     state = LabState(topo.name)
     argv = [

@@ -59,6 +59,12 @@ def require(topo: Topology | None, state: LabState) -> Topology:
     return topo
 
 
+def require_host(topo: Topology, host: str, what: str) -> None:
+    """Fail with one clear error when a command names a host the lab does not have."""
+    if host not in topo.hosts:
+        raise LabError(f"{what}: no host {host!r} in lab {topo.name!r}. Fix: use one of: {', '.join(topo.hosts)}.")
+
+
 def _provider(topo: Topology) -> Provider:
     return get_provider(topo.provider)
 
@@ -209,8 +215,7 @@ def down(name: str, provider_name: str | None = None, say: Say = lambda _m: None
 def restart(topo: Topology, hosts: list[str], say: Say = lambda _m: None) -> None:
     """Stop and start hosts (as a reboot would) and wait until SSH answers again."""
     for host in hosts:
-        if host not in topo.hosts:
-            raise LabError(f"restart: no host {host!r} in lab {topo.name!r}. Fix: use one of: {', '.join(topo.hosts)}.")
+        require_host(topo, host, "restart")
     provider = _provider(topo)
     state = LabState(topo.name)
     with state.locked():

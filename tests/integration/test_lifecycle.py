@@ -27,6 +27,11 @@ def test_up_exec_status_reup_down(tmp_path: Path, labenv: dict[str, str]) -> Non
         assert run("ssh", "-f", str(lab), "h2", "hostname", env=labenv).stdout.strip() == "h2"
         failing = run("exec", "-f", str(lab), "h2", "--", "sh", "-c", "exit 7", env=labenv, check=False)
         assert failing.returncode == 7
+        unknown = run("exec", "-f", str(lab), "h9", "--", "true", env=labenv, check=False)
+        assert (
+            unknown.returncode == 2
+            and "exec: no host 'h9' in lab 'it-life'. Fix: use one of: h1, h2." in unknown.stderr
+        )
         # names resolve between hosts, root logs in with the lab key only
         assert run("exec", "-f", str(lab), "h1", "--", "getent", "hosts", "h2", env=labenv).stdout.split()[0] == (
             "198.18.40.11"
