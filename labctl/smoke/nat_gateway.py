@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labctl.iptables import COMMENT, Rule, forwards_from_rules, option, parse_counted_rules
 from labctl.smoke.base import CheckFailed, CheckSkipped, Context, Result, check
 
 SERVICE = "nat_gateway"
@@ -51,7 +52,6 @@ DEFAULTS: dict[str, Any] = {
     "nat_gateway_sysctl_file": "/etc/sysctl.d/60-labctl-nat-gateway.conf",
     "nat_gateway_rules_file": "/etc/iptables/rules.v4",
 }
-COMMENT = "labctl nat_gateway"  # prefix of the comment on every rule the role owns
 
 _PROBE_TEXT = (Path(__file__).parent / "files" / "nat_gateway_probe.py").read_text()
 _PROBE = "/tmp/labctl-nat-gateway-probe.py"
@@ -93,7 +93,7 @@ def forwards(source: Context | Mapping[str, Any] | str, host: str | None = None)
     (``address`` is the gateway's outside address the forward listens on; unknown values are None).
     """
     if isinstance(source, str):
-        return _forwards_from_rules(source)
+        return forwards_from_rules(source)
     if isinstance(source, Context):
         gw = host or next(iter(source.hosts(GROUP)), None)
         if gw is None:
@@ -131,65 +131,6 @@ def _forwards_from_vars(hostvars: Mapping[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def _opt(spec: str, *flags: str) -> str | None:
-    for flag in flags:
-        m = re.search(rf"(?:^|\s){re.escape(flag)} (\"[^\"]*\"|\S+)", spec)
-        if m:
-            return m.group(1).strip('"')
-    return None
-
-
-def _forwards_from_rules(text: str) -> list[dict[str, Any]]:
-    out = []
-    for line in text.splitlines():
-        if not line.startswith("-A ") or "-j DNAT" not in line:
-            continue
-        dest = _opt(line, "--to-destination") or ""
-        to_address, _, to_port = dest.partition(":")
-        port = _opt(line, "--dport", "--destination-port")
-        protocol = _opt(line, "-p", "--protocol")
-        comment = _opt(line, "--comment") or ""
-        name = comment[len(f"{COMMENT} forward ") :] if comment.startswith(f"{COMMENT} forward ") else None
-        address = _opt(line, "-d", "--destination")
-        out.append(
-            {
-                "name": name or f"{protocol}/{port}",
-                "protocol": protocol,
-                "address": address.removesuffix("/32") if address else None,
-                "port": int(port) if port else None,
-                "to_host": None,
-                "to_address": to_address or None,
-                "to_port": int(to_port) if to_port else (int(port) if port else None),
-            }
-        )
-    return out
-
-
-@dataclass(frozen=True)
-class Rule:
-    chain: str
-    spec: str  # the rule without "-A CHAIN" and without its counters
-    packets: int
-    bytes: int
-
-    def comment(self) -> str | None:
-        return _opt(self.spec, "--comment")
-
-
-_COUNTED = re.compile(r"^-A (\S+)(.*?) -c (\d+) (\d+)(.*)$")
-
-
-def parse_counted_rules(text: str) -> list[Rule]:
-    """Rules with counters from ``iptables -v -S [CHAIN]`` (lines like ``-A C -p tcp -c 12 720 -j X``)."""
-    rules = []
-    for line in text.splitlines():
-        m = _COUNTED.match(line.strip())
-        if m:
-            spec = (m.group(2) + m.group(5)).strip()
-            rules.append(Rule(m.group(1), spec, int(m.group(3)), int(m.group(4))))
-    return rules
 
 
 def matches(spec: str | None, host: str, address: str, host_networks: set[str], networks: set[str]) -> bool:
@@ -552,7 +493,7 @@ def _pick(ctx: Context, hosts: list[str], net: str, spec: str | None, networks: 
 def _counts(rules: list[Rule]) -> dict[str, int]:
     out: dict[str, int] = {}
     for rule in rules:
-        proto = _opt(rule.spec, "-p", "--protocol") or "all"
+        proto = option(rule.spec, "-p", "--protocol") or "all"
         out[proto] = out.get(proto, 0) + rule.packets
     return out
 
