@@ -9,13 +9,43 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Protocol
 
 from fabric import Connection
 from invoke.exceptions import CommandTimedOut, ThreadException
 from paramiko.ssh_exception import NoValidConnectionsError, SSHException
 
 from labctl.errors import LabError
-from labctl.smoke.base import Result
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a command run on a host gave back."""
+
+    command: str
+    exited: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exited == 0
+
+    @property
+    def output(self) -> str:
+        return (self.stdout + ("\n" + self.stderr if self.stderr else "")).strip()
+
+
+class Runner(Protocol):
+    """Runs commands on lab hosts (Fabric over SSH in real use)."""
+
+    def run(self, host: str, command: str, timeout: float = 120, stdin: str | None = None) -> Result: ...
+
+    def put_text(self, host: str, text: str, path: str, mode: int = 0o644) -> None: ...
+
+    def close(self) -> None:
+        """Close every connection (a runner may be reused after, reconnecting)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -27,7 +57,7 @@ class Target:
 
 
 class FabricRunner:
-    """Runs commands on lab hosts; implements labctl.smoke.base.Runner."""
+    """Runs commands on lab hosts over SSH; implements Runner."""
 
     def __init__(self, targets: dict[str, Target]) -> None:
         self.targets = targets

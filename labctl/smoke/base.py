@@ -14,25 +14,11 @@ import shlex
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from labctl.remote import Result, Runner
 
-@dataclass(frozen=True)
-class Result:
-    """What a command run on a host gave back."""
-
-    command: str
-    exited: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.exited == 0
-
-    @property
-    def output(self) -> str:
-        return (self.stdout + ("\n" + self.stderr if self.stderr else "")).strip()
+__all__ = ["CheckFailed", "CheckResult", "CheckSkipped", "Context", "Result", "Runner", "check"]
 
 
 class CheckFailed(Exception):
@@ -46,14 +32,6 @@ class CheckFailed(Exception):
 
 class CheckSkipped(Exception):
     """A check cannot run here (the reason says why); it is not a failure."""
-
-
-class Runner(Protocol):
-    """Runs commands on lab hosts (Fabric over SSH in real use)."""
-
-    def run(self, host: str, command: str, timeout: float = 120, stdin: str | None = None) -> Result: ...
-
-    def put_text(self, host: str, text: str, path: str, mode: int = 0o644) -> None: ...
 
 
 @dataclass
