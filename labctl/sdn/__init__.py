@@ -1,1 +1,1 @@
-"""The SDN sliceable switch: slice logic, os-ken app, REST API and its client."""
+"""The SDN sliceable switch: the controller shipped to the host (controller/) and its client (client.py, cli.py)."""

@@ -89,13 +89,14 @@ def api_url(args: argparse.Namespace) -> str:
     if args.url:
         return str(args.url)
     from labctl import lab  # late: only needed when the URL comes from a lab
+    from labctl.smoke.context import context_for
 
     topo, state = lab.resolve(args.file, args.name)
-    topo = lab.require(topo, state)
-    ctx = lab.context(topo)
+    running = lab.require(topo, state)
+    ctx = context_for(running)
     hosts = ctx.hosts(GROUP)
     if not hosts:
-        raise LabError(f"sdn: lab {topo.name!r} has no {GROUP} host. Fix: use a lab with one, or pass --url.")
+        raise LabError(f"sdn: lab {running.name!r} has no {GROUP} host. Fix: use a lab with one, or pass --url.")
     host = args.host or hosts[0]
     if host not in hosts:
         raise LabError(f"sdn: {host!r} is not in group {GROUP}. Fix: use one of: {', '.join(hosts)}.")

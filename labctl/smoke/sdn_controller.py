@@ -1,7 +1,7 @@
 """Sliceable switch checks: real packets between the emulated hosts (network namespaces) on the sdn host.
 
 Which hosts should reach each other is computed from the controller's live slices (read over its REST
-API) with the same slice function the controller runs (labctl.sdn.slices), and then proven with ping.
+API) with the same slice function the controller runs (labctl.sdn.controller.slices), and then proven with ping.
 Checks that change slices or options put everything back and verify the state is as they found it.
 """
 
@@ -14,7 +14,7 @@ import shlex
 from itertools import combinations
 from typing import Any
 
-from labctl.sdn import slices as sl
+from labctl.sdn.controller import slices as sl
 from labctl.smoke.base import CheckFailed, CheckSkipped, Context, check
 
 SERVICE = "sdn_controller"

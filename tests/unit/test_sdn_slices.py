@@ -1,10 +1,10 @@
-"""Slice logic of the sliceable switch (labctl/sdn/slices.py): bindings, lookup order, options, flooding."""
+"""Slice logic of the sliceable switch (labctl/sdn/controller/slices.py): bindings, lookup order, options, flooding."""
 
 from __future__ import annotations
 
 import pytest
 
-from labctl.sdn import slices as sl
+from labctl.sdn.controller import slices as sl
 
 DP = 1
 H1, H2, H3, H4, H5, X = (f"02:00:00:00:00:0{i}" for i in (1, 2, 3, 4, 5, 9))
