@@ -10,10 +10,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
-from labctl import image, inventory, lab, ui
+from labctl import inventory, lab, ui
 from labctl.errors import LabError
+from labctl.providers import image
+from labctl.smoke.context import context_for
 from labctl.smoke.runner import run_checks
-from labctl.state import LabState
 
 
 def _lab_args(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +22,7 @@ def _lab_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", metavar="NAME", help="act on the lab of this name (from its state)")
 
 
-def _running(args: argparse.Namespace) -> lab.Topology:
+def _running(args: argparse.Namespace) -> lab.Lab:
     topo, state = lab.resolve(args.file, args.name)
     return lab.require(topo, state)
 
@@ -33,7 +34,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     ui.say(f"lab {topo.name}: {len(topo.hosts)} hosts on {topo.provider} ({topo.path})")
     try:
         with progress.shown():
-            report = lab.up(topo, say=ui.say, converge=not args.no_provision, progress=progress)
+            report = lab.up(lab.Lab(topo), say=ui.say, converge=not args.no_provision, progress=progress)
     except KeyboardInterrupt:
         ui.err.print(
             f"[red]interrupted[/]: lab {topo.name!r} may be half-created; "
@@ -50,30 +51,30 @@ def cmd_up(args: argparse.Namespace) -> int:
     rc = 0
     if not args.no_smoke and not args.no_provision:
         t0 = time.monotonic()
-        rc = _smoke(topo, None, json_out=False)
+        rc = _smoke(lab.Lab(topo), None, json_out=False)
         report.timings["smoke"] = time.monotonic() - t0
     ui.timings(report.timings)
     return rc
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
-    topo = _running(args)
+    running = _running(args)
     progress = ui.ConvergeProgress()
     with progress.shown():
-        report = lab.up(topo, say=ui.say, converge=True, progress=progress)
+        report = lab.up(running, say=ui.say, converge=True, progress=progress)
     assert report.converge is not None
     ui.converge_summary(report.converge)
     return 0 if report.converge.ok else 1
 
 
-def _smoke(topo: lab.Topology, only: list[str] | None, json_out: bool) -> int:
-    ctx = lab.context(topo)
+def _smoke(running: lab.Lab, only: list[str] | None, json_out: bool) -> int:
+    ctx = context_for(running)
     try:
         results = run_checks(ctx, only, on_result=ui.smoke_line)
     finally:
-        ctx.runner.close()  # type: ignore[attr-defined]
+        ctx.runner.close()
     if json_out:
-        ui.print_json({"lab": topo.name, "checks": [asdict(r) for r in results]})
+        ui.print_json({"lab": running.name, "checks": [asdict(r) for r in results]})
     else:
         ui.smoke_table(results)
     return 0 if all(r.ok for r in results) else 1
@@ -92,30 +93,30 @@ def cmd_status(args: argparse.Namespace) -> int:
             for name, data in sorted(labs.items()):
                 ui.out.print(f"{name}\t{data.get('phase')}\t{data.get('topology_file')}")
         return 0
-    topo = _running(args)
-    rows = lab.status(topo)
+    running = _running(args)
+    rows = lab.status(running)
     if args.host:
-        lab.require_host(topo, args.host, "--host")
+        running.require_host(args.host, "--host")
         rows = [r for r in rows if r["name"] == args.host]
-        rows[0].update(lab.host_details(topo, args.host))
+        rows[0].update(lab.host_details(running, args.host))
     if args.json:
-        ui.print_json({"lab": topo.name, "hosts": rows})
+        ui.print_json({"lab": running.name, "hosts": rows})
     else:
-        ui.status_table(topo.name, rows)
+        ui.status_table(running.name, rows)
         if rows[0].get("forwards") and args.host:
             ui.forwards_table(args.host, rows[0]["forwards"])
     return 0
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
-    topo = _running(args)
+    running = _running(args)
     command = list(args.command)
     if command and command[0] == "--":
         command = command[1:]
     if not command:
         raise LabError("exec: no command given. Fix: labctl exec HOST -- COMMAND [ARGS...].")
-    lab.require_host(topo, args.host, "exec")
-    runner = lab.runner(topo)
+    running.require_host(args.host, "exec")
+    runner = running.runner()
     try:
         result = runner.run(args.host, shlex.join(command), timeout=args.timeout)
     finally:
@@ -126,16 +127,15 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 def cmd_ssh(args: argparse.Namespace) -> int:
-    topo = _running(args)
-    lab.require_host(topo, args.host, "ssh")
-    target = lab.runner(topo).targets[args.host]
-    state = LabState(topo.name)
+    running = _running(args)
+    running.require_host(args.host, "ssh")
+    target = running.runner().targets[args.host]
     argv = [
         "ssh",
         "-i",
         target.key,
         "-o",
-        f"UserKnownHostsFile={state.known_hosts}",
+        f"UserKnownHostsFile={running.state.known_hosts}",
         "-o",
         "StrictHostKeyChecking=no",
         "-o",
@@ -148,21 +148,22 @@ def cmd_ssh(args: argparse.Namespace) -> int:
 
 
 def cmd_restart(args: argparse.Namespace) -> int:
-    topo = _running(args)
-    lab.restart(topo, args.hosts or list(topo.hosts), say=ui.say)
+    running = _running(args)
+    lab.restart(running, args.hosts or list(running.topo.hosts), say=ui.say)
     return 0
 
 
 def cmd_inventory(args: argparse.Namespace) -> int:
-    topo = _running(args)
-    state = LabState(topo.name)
+    running = _running(args)
+    state, topo = running.state, running.topo
     if args.json:
+        ssh = running.addresses()
         ui.print_json(
             {
                 "lab": topo.name,
                 "inventory": str(state.inventory),
                 "ansible_cfg": str(state.ansible_cfg),
-                "hosts": {h: inventory.host_vars(topo, state, h) for h in topo.hosts},
+                "hosts": {h: inventory.host_vars(topo, state, h, ssh[h]) for h in topo.hosts},
             }
         )
     else:

@@ -15,16 +15,9 @@ from labctl.topology import Topology
 SSH_ARGS = "-o ControlMaster=auto -o ControlPersist=60s -o ServerAliveInterval=15 -o ConnectTimeout=10"
 
 
-def connection_address(topo: Topology, host: str) -> str:
+def host_vars(topo: Topology, state: LabState, host: str, address: str) -> dict[str, Any]:
+    """A host's connection and labctl_* variables; address: where labctl reaches it (its provider says)."""
     h = topo.hosts[host]
-    if h.address:
-        return h.address
-    return next(iter(h.addresses.values()))
-
-
-def host_vars(topo: Topology, state: LabState, host: str) -> dict[str, Any]:
-    h = topo.hosts[host]
-    address = connection_address(topo, host)
     hv: dict[str, Any] = {
         "ansible_host": address,
         "ansible_user": h.user,
@@ -49,7 +42,7 @@ def lab_vars(topo: Topology, state: LabState) -> dict[str, Any]:
     }
 
 
-def render(topo: Topology, state: LabState) -> str:
+def render(topo: Topology, state: LabState, addresses: dict[str, str]) -> str:
     """The inventory as YAML: groups, per-group and per-host vars, and lab-wide labctl_* vars."""
     all_vars = lab_vars(topo, state)
     all_vars.update(topo.vars)
@@ -65,7 +58,7 @@ def render(topo: Topology, state: LabState) -> str:
     inventory = {
         "all": {
             "vars": all_vars,
-            "hosts": {name: host_vars(topo, state, name) for name in topo.hosts},
+            "hosts": {name: host_vars(topo, state, name, addresses[name]) for name in topo.hosts},
             "children": children,
         }
     }

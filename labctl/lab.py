@@ -1,6 +1,7 @@
 """Lab lifecycle: reconcile hosts with the topology, converge with Ansible, tear down.
 
-This module talks to providers through their interface only; it never shells out to podman."""
+A :class:`Lab` is a topology with its state and the providers its hosts run on. This module talks to
+providers through their interface only; it never shells out to podman and never asks what a host is."""
 
 from __future__ import annotations
 
@@ -13,17 +14,20 @@ from typing import Any
 
 import yaml
 
-from labctl import image, inventory, paths
+from labctl import inventory, iptables, paths
 from labctl.ansible_run import PlaybookRun, Progress, run_playbook
 from labctl.errors import LabError
-from labctl.providers import HostSpec, NetworkSpec, Provider, get_provider
+from labctl.providers import HostInfo, HostSpec, NetworkSpec, Provider, get_provider, provider_names
 from labctl.remote import FabricRunner, Target, wait_for_ssh
-from labctl.smoke.base import Context
 from labctl.state import LabState, all_labs, write_atomic
 from labctl.topology import Topology, check_overlaps, load, parse
 
 SSH_TIMEOUT = 90.0
 Say = Callable[[str], None]
+
+
+def _quiet(_message: str) -> None:
+    return None
 
 
 @dataclass
@@ -34,6 +38,118 @@ class UpReport:
     started: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     converge: PlaybookRun | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What reconciling a lab's hosts with its topology does."""
+
+    remove: list[str]  # hosts that exist but are no longer in the topology
+    create: list[str]  # hosts in the topology that do not exist
+    start: list[str]  # hosts that exist but are not running
+
+    @property
+    def empty(self) -> bool:
+        return not (self.remove or self.create or self.start)
+
+
+def plan(wanted: list[str], existing: dict[str, HostInfo]) -> Plan:
+    """Compare the topology's hosts (in order) with what the providers have."""
+    return Plan(
+        remove=[h for h in existing if h not in wanted],
+        create=[h for h in wanted if h not in existing],
+        start=[h for h in wanted if h in existing and existing[h].state not in ("running", "static")],
+    )
+
+
+class Lab:
+    """One lab: its topology, its state on this machine, and a provider per host."""
+
+    def __init__(self, topo: Topology, state: LabState | None = None) -> None:
+        self.topo = topo
+        self.state = state or LabState(topo.name)
+        self._providers: dict[str, Provider] = {}
+
+    @property
+    def name(self) -> str:
+        return self.topo.name
+
+    def provider_for(self, host: str) -> Provider:
+        return self.backend(self.topo.hosts[host].provider)
+
+    def backend(self, name: str) -> Provider:
+        """The provider instance of this name (one per lab object)."""
+        if name not in self._providers:
+            self._providers[name] = get_provider(name)
+        return self._providers[name]
+
+    def providers(self) -> dict[str, list[HostSpec]]:
+        """Provider name -> the specs of the hosts it runs, in topology order."""
+        out: dict[str, list[HostSpec]] = {}
+        for name, host in self.topo.hosts.items():
+            out.setdefault(host.provider, []).append(self.spec(name))
+        return out
+
+    def spec(self, host: str) -> HostSpec:
+        h = self.topo.hosts[host]
+        return HostSpec(
+            lab=self.name,
+            name=host,
+            networks=dict(h.addresses),
+            image=self.topo.image,
+            extra_hosts={o: self.topo.reach(host, o) for o in self.topo.hosts if o != host},
+            pubkey=str(self.state.pubkey),
+            address=h.address,
+            user=h.user,
+        )
+
+    def address(self, host: str) -> str:
+        """Where labctl reaches the host (SSH)."""
+        return self.provider_for(host).address(self.spec(host))
+
+    def addresses(self) -> dict[str, str]:
+        return {h: self.address(h) for h in self.topo.hosts}
+
+    def require_host(self, host: str, what: str) -> None:
+        """Fail with one clear error when a command names a host the lab does not have."""
+        if host not in self.topo.hosts:
+            raise LabError(
+                f"{what}: no host {host!r} in lab {self.name!r}. Fix: use one of: {', '.join(self.topo.hosts)}."
+            )
+
+    def live(self) -> dict[str, HostInfo]:
+        """Every host the providers have for this lab (stale ones included), by name."""
+        out: dict[str, HostInfo] = {}
+        for name, specs in self.providers().items():
+            out.update(self.backend(name).list(self.name, specs))
+        return out
+
+    def runner(self) -> FabricRunner:
+        targets = {}
+        for name, host in self.topo.hosts.items():
+            key = str(Path(host.key).expanduser()) if host.key else str(self.state.key)
+            targets[name] = Target(name, self.address(name), host.user, key)
+        return FabricRunner(targets)
+
+    def write_config(self) -> None:
+        write_atomic(self.state.inventory, inventory.render(self.topo, self.state, self.addresses()))
+        write_atomic(self.state.ansible_cfg, inventory.render_cfg(self.state, forks=max(10, len(self.topo.hosts))))
+
+    def save(self, phase: str) -> None:
+        topo = self.topo
+        raw = yaml.safe_load(topo.path.read_text()) if topo.path.exists() else {}
+        raw["name"] = topo.name
+        self.state.write(
+            {
+                "name": topo.name,
+                "phase": phase,
+                "provider": topo.provider,
+                "topology_file": str(topo.path.resolve()),
+                "topology": raw,
+                "networks": {n.name: str(n.subnet) for n in topo.networks.values()},
+                "updated": time.time(),
+            }
+        )
 
 
 def resolve(file: str | None, name: str | None) -> tuple[Topology | None, LabState]:
@@ -50,40 +166,14 @@ def resolve(file: str | None, name: str | None) -> tuple[Topology | None, LabSta
     return parse(data["topology"], Path(data["topology_file"]), paths.known_groups()), state
 
 
-def require(topo: Topology | None, state: LabState) -> Topology:
+def require(topo: Topology | None, state: LabState) -> Lab:
+    """The running lab a command acts on; one clear error when it is not up."""
     if topo is None or not state.exists():
         raise LabError(
             f"no lab named {state.name!r} is up. Fix: start it with 'labctl up -f LAB.yml', "
             "or name a running lab (see 'labctl status --all')."
         )
-    return topo
-
-
-def require_host(topo: Topology, host: str, what: str) -> None:
-    """Fail with one clear error when a command names a host the lab does not have."""
-    if host not in topo.hosts:
-        raise LabError(f"{what}: no host {host!r} in lab {topo.name!r}. Fix: use one of: {', '.join(topo.hosts)}.")
-
-
-def _provider(topo: Topology) -> Provider:
-    return get_provider(topo.provider)
-
-
-def _specs(topo: Topology, state: LabState, tag: str) -> dict[str, HostSpec]:
-    specs = {}
-    for host in topo.hosts.values():
-        extra = {other: topo.reach(host.name, other) for other in topo.hosts if other != host.name}
-        specs[host.name] = HostSpec(
-            lab=topo.name,
-            name=host.name,
-            image=topo.image or tag,
-            networks=dict(host.addresses),
-            extra_hosts=extra,
-            pubkey=str(state.pubkey),
-            address=host.address,
-            user=host.user,
-        )
-    return specs
+    return Lab(topo, state)
 
 
 def _parallel(fn: Callable[[str], None], hosts: list[str]) -> None:
@@ -103,105 +193,108 @@ def _parallel(fn: Callable[[str], None], hosts: list[str]) -> None:
         raise LabError(f"{len(errors)} host(s) failed: {detail}")
 
 
-def write_config(topo: Topology, state: LabState) -> None:
-    write_atomic(state.inventory, inventory.render(topo, state))
-    write_atomic(state.ansible_cfg, inventory.render_cfg(state, forks=max(10, len(topo.hosts))))
+def _wait_ready(lab: Lab, host: str, after: str = "") -> None:
+    addr = lab.address(host)
+    if not wait_for_ssh(addr, SSH_TIMEOUT):
+        raise LabError(f"SSH on {addr} did not answer within {SSH_TIMEOUT:.0f} s{after}")
 
 
-def _save(topo: Topology, state: LabState, phase: str) -> None:
-    raw = yaml.safe_load(topo.path.read_text()) if topo.path.exists() else {}
-    raw["name"] = topo.name
-    state.write(
-        {
-            "name": topo.name,
-            "phase": phase,
-            "provider": topo.provider,
-            "topology_file": str(topo.path.resolve()),
-            "topology": raw,
-            "networks": {n.name: str(n.subnet) for n in topo.networks.values()},
-            "updated": time.time(),
-        }
-    )
+def check_networks(lab: Lab) -> None:
+    """Refuse subnets that overlap another lab's (from state and from the providers)."""
+    others = {name: data.get("networks", {}) for name, data in all_labs().items()}
+    for name in lab.providers():
+        for other, nets in lab.backend(name).networks().items():
+            others.setdefault(other, {}).update(nets)
+    check_overlaps(lab.topo, others)
+
+
+def create_networks(lab: Lab) -> None:
+    subnets = [str(n.subnet) for n in lab.topo.networks.values()]
+    for name in lab.providers():
+        provider = lab.backend(name)
+        for net in lab.topo.networks.values():
+            provider.create_network(NetworkSpec(lab.name, net.name, str(net.subnet)))
+        provider.link_networks(lab.name, subnets)
+
+
+def reconcile(lab: Lab, say: Say = _quiet) -> Plan:
+    """Make the providers' hosts match the topology: remove stale, create missing, start stopped."""
+    todo = plan(list(lab.topo.hosts), lab.live())
+    if todo.remove:
+        say(f"removing {len(todo.remove)} host(s) no longer in the topology: {', '.join(todo.remove)}")
+        _parallel(lambda h: _destroy_stale(lab, h), todo.remove)
+    if todo.create:
+        say(f"creating {len(todo.create)} host(s): {', '.join(todo.create)}")
+
+        def create(h: str) -> None:
+            provider = lab.provider_for(h)
+            provider.create(lab.spec(h))
+            provider.start(lab.name, h)
+
+        _parallel(create, todo.create)
+    if todo.start:
+        say(f"starting {len(todo.start)} stopped host(s): {', '.join(todo.start)}")
+        _parallel(lambda h: lab.provider_for(h).start(lab.name, h), todo.start)
+    return todo
+
+
+def _destroy_stale(lab: Lab, host: str) -> None:
+    """A host no longer in the topology: every provider of the lab removes it if it has it."""
+    for name in lab.providers():
+        provider = lab.backend(name)
+        if host in provider.list(lab.name, []):
+            provider.destroy(lab.name, host)
 
 
 def up(
-    topo: Topology,
-    say: Say = lambda _m: None,
+    lab: Lab,
+    say: Say = _quiet,
     converge: bool = True,
     progress: Progress = lambda _e: None,
     playbook: Path | None = None,
 ) -> UpReport:
-    state = LabState(topo.name)
-    report = UpReport(topo.name)
-    provider = _provider(topo)
-    with state.locked():
-        others = {lab: data.get("networks", {}) for lab, data in all_labs().items()}
-        for lab, nets in provider.networks().items():
-            others.setdefault(lab, {}).update(nets)
-        check_overlaps(topo, others)
-        state.ensure_keypair()
-        _save(topo, state, "creating")
+    report = UpReport(lab.name)
+    with lab.state.locked():
+        check_networks(lab)
+        lab.state.ensure_keypair()
+        lab.save("creating")
 
         t0 = time.monotonic()
-        tag = ""
-        if topo.provider == "podman" and topo.image is None:
-            tag = image.build(progress=say)
+        for name, specs in lab.providers().items():
+            lab.backend(name).prepare(specs, say)
         report.timings["image"] = time.monotonic() - t0
 
         t0 = time.monotonic()
-        for net in topo.networks.values():
-            provider.create_network(NetworkSpec(topo.name, net.name, str(net.subnet)))
-        provider.link_networks(topo.name, [str(n.subnet) for n in topo.networks.values()])
-        existing = provider.list(topo.name)
-        specs = _specs(topo, state, tag)
-        stale = [h for h in existing if h not in topo.hosts]
-        missing = [h for h in topo.hosts if h not in existing]
-        stopped = [h for h, info in existing.items() if h in topo.hosts and info.state != "running"]
-        if stale:
-            say(f"removing {len(stale)} host(s) no longer in the topology: {', '.join(stale)}")
-            _parallel(lambda h: provider.destroy(topo.name, h), stale)
-        if missing:
-            say(f"creating {len(missing)} host(s): {', '.join(missing)}")
-
-            def create(h: str) -> None:
-                provider.create(specs[h])
-                provider.start(topo.name, h)
-
-            _parallel(create, missing)
-        if stopped:
-            say(f"starting {len(stopped)} stopped host(s): {', '.join(stopped)}")
-            _parallel(lambda h: provider.start(topo.name, h), stopped)
-        report.created, report.started, report.removed = missing, stopped, stale
-        write_config(topo, state)
-
-        def ready(h: str) -> None:
-            addr = inventory.connection_address(topo, h)
-            if not wait_for_ssh(addr, SSH_TIMEOUT):
-                raise LabError(f"SSH on {addr} did not answer within {SSH_TIMEOUT:.0f} s")
-
+        create_networks(lab)
+        todo = reconcile(lab, say)
+        report.created, report.started, report.removed = todo.create, todo.start, todo.remove
+        lab.write_config()
         say("waiting for SSH on every host")
-        _parallel(ready, list(topo.hosts))
+        _parallel(lambda h: _wait_ready(lab, h), list(lab.topo.hosts))
         report.timings["hosts"] = time.monotonic() - t0
 
         if converge:
             t0 = time.monotonic()
-            run = run_playbook(state, playbook or paths.SITE_PLAYBOOK, progress=progress)
+            run = run_playbook(lab.state, playbook or paths.SITE_PLAYBOOK, progress=progress)
             report.converge = run
             report.timings["converge"] = time.monotonic() - t0
             if not run.ok:
-                _save(topo, state, "failed")
+                lab.save("failed")
                 return report
-        _save(topo, state, "up")
+        lab.save("up")
     return report
 
 
-def down(name: str, provider_name: str | None = None, say: Say = lambda _m: None) -> list[str]:
-    """Remove every container, network, key and state file of the lab; error if nothing was there."""
+def down(name: str, say: Say = _quiet) -> list[str]:
+    """Remove every host, network, key and state file of the lab; error if nothing was there.
+
+    Every provider is asked: each finds its own resources by the lab's label, so this works from the
+    name alone, whatever the state file says."""
     state = LabState(name)
     with state.locked():
-        data = state.read() if state.state_file.exists() else {}
-        provider = get_provider(provider_name or data.get("provider", "podman"))
-        removed = provider.destroy_lab(name)
+        removed: list[str] = []
+        for provider_name in provider_names():
+            removed += get_provider(provider_name).destroy_lab(name)
         had_state = state.dir.exists()
         state.remove()
     if not removed and not had_state:
@@ -212,77 +305,50 @@ def down(name: str, provider_name: str | None = None, say: Say = lambda _m: None
     return removed
 
 
-def restart(topo: Topology, hosts: list[str], say: Say = lambda _m: None) -> None:
+def restart(lab: Lab, hosts: list[str], say: Say = _quiet) -> None:
     """Stop and start hosts (as a reboot would) and wait until SSH answers again."""
     for host in hosts:
-        require_host(topo, host, "restart")
-    provider = _provider(topo)
-    state = LabState(topo.name)
-    with state.locked():
+        lab.require_host(host, "restart")
+    with lab.state.locked():
         say(f"restarting {', '.join(hosts)}")
 
         def cycle(h: str) -> None:
-            provider.stop(topo.name, h)
-            provider.start(topo.name, h)
-            addr = inventory.connection_address(topo, h)
-            if not wait_for_ssh(addr, SSH_TIMEOUT):
-                raise LabError(f"SSH on {addr} did not answer within {SSH_TIMEOUT:.0f} s after the restart")
+            provider = lab.provider_for(h)
+            provider.stop(lab.name, h)
+            provider.start(lab.name, h)
+            _wait_ready(lab, h, " after the restart")
 
         _parallel(cycle, hosts)
 
 
-def status(topo: Topology) -> list[dict[str, Any]]:
-    provider = _provider(topo)
-    live = provider.list(topo.name)
+def status(lab: Lab) -> list[dict[str, Any]]:
+    live = lab.live()
     rows = []
-    for host in topo.hosts.values():
+    for host in lab.topo.hosts.values():
         info = live.get(host.name)
-        state = info.state if info else "missing"
-        if topo.provider == "static":
-            state = "static"
         addresses = dict(host.addresses) or ({"ssh": host.address} if host.address else {})
-        rows.append({"name": host.name, "groups": list(host.groups), "addresses": addresses, "state": state})
+        row: dict[str, Any] = {
+            "name": host.name,
+            "groups": list(host.groups),
+            "addresses": addresses,
+            "state": info.state if info else "missing",
+            "provider": host.provider,
+        }
+        if info and info.details:
+            row.update(info.details)
+        rows.append(row)
     return rows
-
-
-def runner(topo: Topology) -> FabricRunner:
-    state = LabState(topo.name)
-    targets = {}
-    for name, host in topo.hosts.items():
-        key = str(Path(host.key).expanduser()) if host.key else str(state.key)
-        targets[name] = Target(name, inventory.connection_address(topo, name), host.user, key)
-    return FabricRunner(targets)
 
 
 def running_labs() -> dict[str, dict[str, Any]]:
     return all_labs()
 
 
-def context(topo: Topology) -> Context:
-    """What smoke checks see of this lab."""
-    state = LabState(topo.name)
-    groups = topo.group_hosts()
-    groups["all"] = list(topo.hosts)
-    hostvars = {}
-    lab_vars = inventory.lab_vars(topo, state)
-    for name in topo.hosts:
-        hv = dict(lab_vars)
-        hv.update(inventory.host_vars(topo, state, name))
-        hv.update(topo.hostvars(name))
-        hostvars[name] = hv
-    addresses = {
-        name: dict(h.addresses) or {"ssh": inventory.connection_address(topo, name)} for name, h in topo.hosts.items()
-    }
-    return Context(topo.name, groups, addresses, hostvars, runner(topo))
-
-
-def host_details(topo: Topology, host: str) -> dict[str, Any]:
+def host_details(lab: Lab, host: str) -> dict[str, Any]:
     """What `status --host` adds for one host: the port forwards in force on a NAT gateway."""
-    if host not in topo.group_hosts().get("nat_gateway", []):
+    if host not in lab.topo.group_hosts().get("nat_gateway", []):
         return {}
-    from labctl.smoke import nat_gateway
-
-    conn = runner(topo)
+    conn = lab.runner()
     try:
         rules = conn.run(host, "iptables -w 5 -t nat -S", timeout=30)
     finally:
@@ -292,4 +358,4 @@ def host_details(topo: Topology, host: str) -> dict[str, Any]:
             f"cannot read the NAT rules on {host!r}: {rules.output}. "
             f"Fix: check 'labctl exec {host} -- iptables -t nat -S'."
         )
-    return {"forwards": nat_gateway.forwards(rules.stdout)}
+    return {"forwards": iptables.forwards_from_rules(rules.stdout)}

@@ -13,9 +13,9 @@ from typing import Any
 import yaml
 
 from labctl.errors import LabError
+from labctl.providers import provider_names
 
 SCHEMA = 1
-PROVIDERS = ("podman", "static")
 FIRST_HOST_OFFSET = 10  # dynamic addresses start at .10; .1 is the podman bridge
 _HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
@@ -40,6 +40,7 @@ class Host:
     address: str | None = None
     user: str = "root"
     key: str | None = None
+    provider: str = "podman"  # the lab's provider unless the host names another
 
 
 @dataclass
@@ -150,9 +151,7 @@ def parse(raw: Any, path: Path, known_groups: set[str] | frozenset[str] = frozen
             f"lab name {name!r} is missing or invalid",
             "use 1-31 characters: lower-case letters, digits and '-', starting with a letter",
         )
-    provider = data.get("provider", "podman")
-    if provider not in PROVIDERS:
-        raise err.fail("provider", f"unknown provider {provider!r}", f"use one of: {', '.join(PROVIDERS)}")
+    provider = _provider(err, data.get("provider", "podman"), "provider")
     image = data.get("image")
     if image is not None and not isinstance(image, str):
         raise err.fail("image", "expected an image reference", "give a podman image name or leave it out")
@@ -179,6 +178,13 @@ def parse(raw: Any, path: Path, known_groups: set[str] | frozenset[str] = frozen
     )
     _assign_addresses(err, topo)
     return topo
+
+
+def _provider(err: _Errors, value: Any, where: str) -> str:
+    names = provider_names()
+    if value not in names:
+        raise err.fail(where, f"unknown provider {value!r}", f"use one of: {', '.join(names)}")
+    return str(value)
 
 
 def _parse_networks(err: _Errors, data: dict[str, Any]) -> dict[str, Network]:
@@ -208,7 +214,7 @@ def _parse_networks(err: _Errors, data: dict[str, Any]) -> dict[str, Network]:
                     "pick a disjoint subnet",
                 )
         networks[nname] = Network(nname, subnet)
-    if not networks and data.get("provider", "podman") == "podman":
+    if not networks and data.get("provider", "podman") != "static":
         raise err.fail("networks", "no networks defined", "add at least one network with a name and a subnet")
     return networks
 
@@ -223,7 +229,9 @@ def _parse_hosts(
     for i, item in enumerate(items):
         where = f"hosts[{i}]"
         item = _mapping(err, item, where)
-        _check_keys(err, item, where, {"name", "groups", "networks", "addresses", "vars", "address", "user", "key"})
+        _check_keys(
+            err, item, where, {"name", "groups", "networks", "addresses", "vars", "address", "user", "key", "provider"}
+        )
         hname = item.get("name")
         if not isinstance(hname, str) or not _HOSTNAME.match(hname):
             raise err.fail(
@@ -232,6 +240,7 @@ def _parse_hosts(
                 "use lower-case letters, digits and '-' (not at either end), at most 63 characters",
             )
         where = f"hosts.{hname}"
+        host_provider = _provider(err, item.get("provider", provider), f"{where}.provider")
         if hname in hosts:
             raise err.fail(where, f"duplicate host name {hname!r}", "give every host its own name")
         groups = [str(g) for g in _list(err, item.get("groups"), f"{where}.groups")]
@@ -252,7 +261,7 @@ def _parse_hosts(
                 )
         if len(set(nets)) != len(nets):
             raise err.fail(f"{where}.networks", "a network is listed twice", "list each network once")
-        if provider == "podman" and not nets:
+        if host_provider != "static" and not nets:
             raise err.fail(f"{where}.networks", "the host is on no network", "list at least one network")
         addresses: dict[str, str] = {}
         for net, addr in _mapping(err, item.get("addresses"), f"{where}.addresses").items():
@@ -275,7 +284,7 @@ def _parse_hosts(
                 )
             addresses[net] = str(ip)
         static_addr = item.get("address")
-        if provider == "static" and not static_addr:
+        if host_provider == "static" and not static_addr:
             raise err.fail(
                 f"{where}.address", "a static host needs an address", "give the host's reachable address or name"
             )
@@ -288,6 +297,7 @@ def _parse_hosts(
             address=str(static_addr) if static_addr else None,
             user=str(item.get("user", "root")),
             key=str(item["key"]) if item.get("key") else None,
+            provider=host_provider,
         )
     return hosts
 

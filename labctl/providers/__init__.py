@@ -1,18 +1,45 @@
-"""Providers: one module per backend behind the interface in base.py."""
+"""Providers: one module per backend behind the interface in base.py, found through a registry.
+
+A backend registers itself by name (``@register("podman")``), as containerlab's runtimes do; topology
+validation reads ``provider_names()``, and the lab asks ``get_provider(name)`` for an instance. Nothing
+outside this package knows what a host runs on."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from labctl.errors import LabError
 from labctl.providers.base import HostInfo, HostSpec, NetworkSpec, Provider
-from labctl.providers.podman import PodmanProvider
-from labctl.providers.static import StaticProvider
 
-__all__ = ["HostInfo", "HostSpec", "NetworkSpec", "Provider", "get_provider"]
+__all__ = ["HostInfo", "HostSpec", "NetworkSpec", "Provider", "get_provider", "provider_names", "register"]
+
+_REGISTRY: dict[str, Callable[[], Provider]] = {}
+
+
+def register(name: str) -> Callable[[type], type]:
+    """Class decorator: make a provider available under `name`."""
+
+    def add(cls: type) -> type:
+        if name in _REGISTRY:
+            raise ValueError(f"provider {name!r} registered twice")
+        _REGISTRY[name] = cls
+        return cls
+
+    return add
+
+
+def provider_names() -> tuple[str, ...]:
+    _load()
+    return tuple(sorted(_REGISTRY))
 
 
 def get_provider(name: str) -> Provider:
-    if name == "podman":
-        return PodmanProvider()
-    if name == "static":
-        return StaticProvider()
-    raise LabError(f"unknown provider {name!r}. Fix: use 'podman' or 'static'.")
+    _load()
+    if name not in _REGISTRY:
+        raise LabError(f"unknown provider {name!r}. Fix: use one of: {', '.join(sorted(_REGISTRY))}.")
+    return _REGISTRY[name]()
+
+
+def _load() -> None:
+    """Import the backends (each registers itself on import)."""
+    from labctl.providers import podman, static  # noqa: F401

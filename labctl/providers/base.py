@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
+
+Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -12,12 +15,13 @@ class HostSpec:
 
     lab: str
     name: str
-    image: str
     networks: dict[str, str]  # network -> address, in order
+    image: str | None = None  # None: the provider's own base image
     extra_hosts: dict[str, str] = field(default_factory=dict)  # name -> address for /etc/hosts
     pubkey: str = ""  # path of the public key to authorize for root
-    address: str | None = None  # static hosts
+    address: str | None = None  # static hosts: where they are reached
     user: str = "root"
+    options: dict[str, Any] = field(default_factory=dict)  # backend-specific settings from the topology
 
 
 @dataclass(frozen=True)
@@ -30,14 +34,22 @@ class NetworkSpec:
 @dataclass(frozen=True)
 class HostInfo:
     name: str
-    state: str  # running | stopped | missing | ...
+    state: str  # running | stopped | missing | static | ...
     id: str = ""
+    details: dict[str, str] = field(default_factory=dict)  # e.g. accelerator, shown by status
 
 
 class Provider(Protocol):
-    """One small interface per backend (containerlab's runtimes are the model)."""
+    """One small interface per backend (containerlab's runtimes are the model).
+
+    Hosts are named by (lab, host); a provider finds its own resources again by the lab's label or
+    state, so ``destroy_lab`` works without the topology."""
 
     name: str
+
+    def prepare(self, hosts: list[HostSpec], say: Say) -> None:
+        """Make ready what the hosts need before any is created (e.g. build the base image)."""
+        ...
 
     def create_network(self, spec: NetworkSpec) -> None: ...
 
@@ -57,9 +69,13 @@ class Provider(Protocol):
         """Remove every resource carrying the lab's label; returns what was removed."""
         ...
 
-    def address(self, lab: str, host: str) -> str | None: ...
+    def address(self, spec: HostSpec) -> str:
+        """The address labctl reaches the host on (SSH)."""
+        ...
 
-    def list(self, lab: str) -> dict[str, HostInfo]: ...
+    def list(self, lab: str, hosts: list[HostSpec] | None = None) -> dict[str, HostInfo]:
+        """The state of the lab's hosts this provider has (hosts: those the topology gives it)."""
+        ...
 
     def networks(self, lab: str | None = None) -> dict[str, dict[str, str]]:
         """Running networks: lab -> {network: subnet} (lab None: every lab)."""

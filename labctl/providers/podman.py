@@ -11,7 +11,8 @@ import subprocess
 from typing import Any
 
 from labctl.errors import LabError
-from labctl.providers.base import HostInfo, HostSpec, NetworkSpec
+from labctl.providers import image, register
+from labctl.providers.base import HostInfo, HostSpec, NetworkSpec, Say
 
 LABEL = "labctl.lab"
 # Below the host's hard limits (podman's defaults fail with EPERM without CAP_SYS_RESOURCE).
@@ -61,8 +62,17 @@ def _iptables(*args: str, check: bool = True) -> subprocess.CompletedProcess[str
     return result
 
 
+@register("podman")
 class PodmanProvider:
     name = "podman"
+
+    def __init__(self) -> None:
+        self._default_image: str | None = None
+
+    def prepare(self, hosts: list[HostSpec], say: Say) -> None:
+        """Build the base image when a host uses it and it is missing."""
+        if any(h.image is None for h in hosts):
+            self._default_image = image.build(progress=say)
 
     def create_network(self, spec: NetworkSpec) -> None:
         name = network_name(spec.lab, spec.name)
@@ -139,7 +149,9 @@ class PodmanProvider:
             args += ["--network", f"{network_name(spec.lab, net)}:{opts}"]
         for other, addr in spec.extra_hosts.items():
             args += ["--add-host", f"{other}:{addr}"]
-        args.append(spec.image)
+        if spec.image is None and self._default_image is None:
+            self._default_image = image.image_tag()
+        args.append(spec.image or self._default_image or "")
         _podman(*args, what=f"to create host {spec.name!r}")
 
     def start(self, lab: str, host: str) -> None:
@@ -164,25 +176,19 @@ class PodmanProvider:
             removed += [f"network {n}" for n in nets]
         return removed
 
-    def address(self, lab: str, host: str) -> str | None:
-        result = _podman("inspect", container_name(lab, host), check=False)
-        if result.returncode != 0:
-            return None
-        nets = json.loads(result.stdout)[0]["NetworkSettings"].get("Networks") or {}
-        for net in nets.values():
-            if net.get("IPAddress"):
-                return str(net["IPAddress"])
-        return None
+    def address(self, spec: HostSpec) -> str:
+        return next(iter(spec.networks.values()))
 
-    def list(self, lab: str) -> dict[str, HostInfo]:
+    def list(self, lab: str, hosts: list[HostSpec] | None = None) -> dict[str, HostInfo]:
+        """Every container of the lab, by its labels (hosts no longer in the topology too)."""
         out = _podman("ps", "-a", "--format", "json", "--filter", f"label={LABEL}={lab}").stdout
-        hosts: dict[str, HostInfo] = {}
+        found: dict[str, HostInfo] = {}
         for item in json.loads(out or "[]"):
             host = (item.get("Labels") or {}).get("labctl.host")
             if host:
                 state = str(item.get("State", "unknown"))
-                hosts[host] = HostInfo(host, "stopped" if state in ("exited", "created") else state, item["Id"])
-        return hosts
+                found[host] = HostInfo(host, "stopped" if state in ("exited", "created") else state, item["Id"])
+        return found
 
     def networks(self, lab: str | None = None) -> dict[str, dict[str, str]]:
         out: dict[str, dict[str, str]] = {}

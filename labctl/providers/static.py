@@ -4,14 +4,16 @@ labctl never creates or removes them; it only reaches them over SSH."""
 
 from __future__ import annotations
 
-from labctl.providers.base import HostInfo, HostSpec, NetworkSpec
+from labctl.providers import register
+from labctl.providers.base import HostInfo, HostSpec, NetworkSpec, Say
 
 
+@register("static")
 class StaticProvider:
     name = "static"
 
-    def __init__(self) -> None:
-        self._hosts: dict[str, dict[str, str]] = {}
+    def prepare(self, hosts: list[HostSpec], say: Say) -> None:
+        return None
 
     def create_network(self, spec: NetworkSpec) -> None:
         return None
@@ -20,7 +22,7 @@ class StaticProvider:
         return None
 
     def create(self, spec: HostSpec) -> None:
-        self._hosts.setdefault(spec.lab, {})[spec.name] = spec.address or ""
+        return None
 
     def start(self, lab: str, host: str) -> None:
         return None
@@ -29,17 +31,17 @@ class StaticProvider:
         return None
 
     def destroy(self, lab: str, host: str) -> None:
-        self._hosts.get(lab, {}).pop(host, None)
+        return None
 
     def destroy_lab(self, lab: str) -> list[str]:
-        self._hosts.pop(lab, None)
         return []
 
-    def address(self, lab: str, host: str) -> str | None:
-        return self._hosts.get(lab, {}).get(host)
+    def address(self, spec: HostSpec) -> str:
+        return spec.address or ""
 
-    def list(self, lab: str) -> dict[str, HostInfo]:
-        return {h: HostInfo(h, "running") for h in self._hosts.get(lab, {})}
+    def list(self, lab: str, hosts: list[HostSpec] | None = None) -> dict[str, HostInfo]:
+        """Static hosts are always there: labctl does not manage their life."""
+        return {h.name: HostInfo(h.name, "static") for h in hosts or []}
 
     def networks(self, lab: str | None = None) -> dict[str, dict[str, str]]:
         return {}

@@ -12,7 +12,7 @@ from labctl.errors import LabError
 from labctl.smoke import base
 from labctl.smoke.base import CheckFailed, CheckResult, CheckSkipped, Context
 
-_FRAMEWORK = {"base", "runner"}
+_FRAMEWORK = {"base", "context", "runner"}
 
 
 def service_modules() -> dict[str, ModuleType]:

@@ -128,7 +128,7 @@ def test_static_provider_reaches_existing_hosts_and_never_removes_them(tmp_path:
         assert run("exec", "--name", "it-static", "vm", "--", "hostname", env=labenv).stdout.strip() == "h1"
         status = json.loads(run("status", "--name", "it-static", "--json", env=labenv).stdout)
         assert status["hosts"] == [
-            {"name": "vm", "groups": [], "addresses": {"ssh": "198.18.43.10"}, "state": "static"}
+            {"name": "vm", "groups": [], "addresses": {"ssh": "198.18.43.10"}, "state": "static", "provider": "static"}
         ]
         run("down", "--name", "it-static", env=labenv)
         assert len(lab_containers("it-base")) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labctl import image
+from labctl.providers import image
 
 
 def test_tag_carries_the_recipe_hash() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from labctl import inventory
+from labctl.lab import Lab
 from labctl.state import LabState
 from labctl.topology import parse
 
@@ -30,7 +31,7 @@ def test_inventory_has_groups_vars_and_connection(tmp_path: Path, monkeypatch) -
     monkeypatch.setenv("LABCTL_STATE_DIR", str(tmp_path))
     topo = parse(RAW, Path("inv.yml"))
     state = LabState("inv")
-    data = yaml.safe_load(inventory.render(topo, state))["all"]
+    data = yaml.safe_load(inventory.render(topo, state, Lab(topo, state).addresses()))["all"]
     assert data["vars"]["labctl_lab"] == "inv"
     assert data["vars"]["labctl_networks"] == {"outside": "198.18.1.0/24", "inside": "198.18.2.0/24"}
     assert data["vars"]["labctl_hosts"]["gw"] == {"outside": "198.18.1.10", "inside": "198.18.2.10"}
@@ -65,7 +66,7 @@ def test_static_hosts_use_their_own_address_user_and_key(tmp_path: Path, monkeyp
         "hosts": [{"name": "vm1", "address": "192.0.2.7", "user": "admin", "key": "/keys/vm1"}],
     }
     topo = parse(raw, Path("st.yml"))
-    hv = yaml.safe_load(inventory.render(topo, LabState("st")))["all"]["hosts"]["vm1"]
+    hv = yaml.safe_load(inventory.render(topo, LabState("st"), Lab(topo).addresses()))["all"]["hosts"]["vm1"]
     assert (hv["ansible_host"], hv["ansible_user"], hv["ansible_ssh_private_key_file"]) == (
         "192.0.2.7",
         "admin",

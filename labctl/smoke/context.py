@@ -1,0 +1,23 @@
+"""What smoke checks see of a running lab: built from the lab, its inventory variables and a runner."""
+
+from __future__ import annotations
+
+from labctl import inventory
+from labctl.lab import Lab
+from labctl.smoke.base import Context
+
+
+def context_for(lab: Lab) -> Context:
+    topo = lab.topo
+    groups = topo.group_hosts()
+    groups["all"] = list(topo.hosts)
+    ssh = lab.addresses()
+    lab_vars = inventory.lab_vars(topo, lab.state)
+    hostvars = {}
+    for name in topo.hosts:
+        hv = dict(lab_vars)
+        hv.update(inventory.host_vars(topo, lab.state, name, ssh[name]))
+        hv.update(topo.hostvars(name))
+        hostvars[name] = hv
+    addresses = {name: dict(h.addresses) or {"ssh": ssh[name]} for name, h in topo.hosts.items()}
+    return Context(topo.name, groups, addresses, hostvars, lab.runner())
