@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl.errors import LabError
+from labctl.names import is_lab_name, validate_lab_name
 
 
 def state_root() -> Path:
@@ -43,11 +44,43 @@ def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
         raise
 
 
+def remove_inside_root(path: Path) -> bool:
+    """Remove a file, symlink or directory tree that lies inside the state root; True if it existed.
+
+    Every removal of labctl's state goes through here. The path is resolved first (symlinks, '..')
+    and must lie strictly inside the resolved state root, else nothing is removed and a LabError
+    says why. A symlink is removed itself, never what it points to."""
+    root = state_root().resolve()
+    if path.name in ("", ".", ".."):
+        raise _outside(path, path, root)
+    leaf = path.parent.resolve() / path.name  # the entry itself (a symlink stays a symlink)
+    for candidate in (leaf, path.resolve()):
+        if candidate == root or root not in candidate.parents:
+            raise _outside(path, candidate, root)
+    if leaf.is_symlink() or leaf.is_file():
+        leaf.unlink()
+        return True
+    if leaf.is_dir():
+        shutil.rmtree(leaf, ignore_errors=True)
+        return True
+    return False
+
+
+def _outside(path: Path, resolved: Path, root: Path) -> LabError:
+    return LabError(
+        f"refusing to remove {path}: it resolves to {resolved}, which is not inside labctl's state root {root}. "
+        "Fix: name the lab by a valid lab name (see 'labctl status --all'); remove anything else by hand."
+    )
+
+
 @dataclass(frozen=True)
 class LabState:
-    """Paths of one lab's state."""
+    """Paths of one lab's state. The name is validated: it can only name a directory in the state root."""
 
     name: str
+
+    def __post_init__(self) -> None:
+        validate_lab_name(self.name, "lab state")
 
     @property
     def dir(self) -> Path:
@@ -112,7 +145,7 @@ class LabState:
         if self.key.exists() and self.pubkey.exists():
             return
         for path in (self.key, self.pubkey):
-            path.unlink(missing_ok=True)
+            remove_inside_root(path)
         result = subprocess.run(
             ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"labctl-{self.name}", "-f", str(self.key)],
             capture_output=True,
@@ -124,7 +157,7 @@ class LabState:
         os.chmod(self.key, 0o600)
 
     def remove(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        remove_inside_root(self.dir)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -142,7 +175,7 @@ class LabState:
                 yield
             finally:
                 if not self.dir.exists():
-                    self.lock_path.unlink(missing_ok=True)
+                    remove_inside_root(self.lock_path)
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
@@ -153,7 +186,7 @@ def all_labs() -> dict[str, dict[str, Any]]:
     if not root.is_dir():
         return out
     for child in sorted(root.iterdir()):
-        if child.is_dir() and (child / "state.json").exists():
+        if is_lab_name(child.name) and child.is_dir() and (child / "state.json").exists():
             with contextlib.suppress(LabError):
                 out[child.name] = LabState(child.name).read()
     return out
