@@ -5,7 +5,10 @@ Every error names the file, the field and the fix, as one paragraph (a LabError)
 from __future__ import annotations
 
 import ipaddress
+import keyword
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,13 +16,21 @@ from typing import Any
 import yaml
 
 from labctl.errors import LabError
+from labctl.names import HOST_NAME, LAB_NAME, validate_lab_name
 from labctl.providers import provider_names
 
 SCHEMA = 1
 FIRST_HOST_OFFSET = 10  # dynamic addresses start at .10; .1 is the podman bridge
-_HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+MAX_FILE_BYTES = 4 * 1024 * 1024
+_HOSTNAME = HOST_NAME
+_NAME = LAB_NAME  # network names follow the lab name rule
 _GROUP = re.compile(r"^[a-z_][a-z0-9_]*$")
+_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
+_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+# Names Ansible gives a meaning of its own: a host called so would not be this lab's host.
+RESERVED_HOSTS = ("all", "ungrouped", "localhost")
+RESERVED_GROUPS = ("all", "ungrouped")
 
 
 @dataclass(frozen=True)
@@ -112,6 +123,27 @@ def _list(err: _Errors, value: Any, where: str) -> list[Any]:
     return value
 
 
+def _vars(err: _Errors, value: Any, where: str) -> dict[str, Any]:
+    """A mapping of Ansible variables: every key a valid variable name."""
+    out = _mapping(err, value, where)
+    for key in out:
+        if not isinstance(key, str) or not _VAR.fullmatch(key) or keyword.iskeyword(key):
+            raise err.fail(
+                f"{where}.{key}",
+                f"{key!r} is not a valid variable name",
+                "use letters, digits and '_', starting with a letter or '_'",
+            )
+    return out
+
+
+def _strings(err: _Errors, value: Any, where: str, what: str) -> list[str]:
+    items = _list(err, value, where)
+    for item in items:
+        if not isinstance(item, str):
+            raise err.fail(where, f"{item!r} is not a {what} name", f"list {what} names, e.g. [{what}1]")
+    return items
+
+
 def _check_keys(err: _Errors, data: dict[str, Any], where: str, allowed: set[str]) -> None:
     for key in data:
         if key not in allowed:
@@ -122,19 +154,97 @@ def _check_keys(err: _Errors, data: dict[str, Any], where: str, allowed: set[str
             )
 
 
-def load(path: str | Path, known_groups: set[str] | frozenset[str] = frozenset()) -> Topology:
-    """Load and validate a topology file. known_groups: groups that have a role (besides declared ones)."""
-    path = Path(path)
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    pass
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # '<<: *anchor' merges; keys given here override merged ones on purpose
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # unhashable key: SafeLoader reports it
+            if first is not None:
+                raise _DuplicateKey(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key!r} (first given on line {first.start_mark.line + 1})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+
+
+def _read_text(path: Path) -> str:
+    """The file's text: only a readable regular file of UTF-8 text, never opened if it is anything else."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        info = path.stat()  # stat first: opening a FIFO for reading would wait for a writer
     except FileNotFoundError:
         raise LabError(
             f"{path}: no such topology file. Fix: pass an existing file with -f, e.g. labs/default.yml."
         ) from None
+    except OSError as exc:
+        raise LabError(
+            f"{path}: cannot read the topology file ({exc.strerror}). Fix: pass the path of a readable YAML file."
+        ) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise LabError(f"{path}: is a directory, not a topology file. Fix: pass a YAML file, e.g. {path}/lab.yml.")
+    if not stat.S_ISREG(info.st_mode):
+        raise LabError(
+            f"{path}: is not a regular file (a FIFO, socket or device). Fix: pass a topology file saved on disk."
+        )
+    if info.st_size > MAX_FILE_BYTES:
+        raise LabError(
+            f"{path}: the topology file is {info.st_size} bytes, more than {MAX_FILE_BYTES}. "
+            "Fix: pass the lab's topology file (a few kilobytes of YAML)."
+        )
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # replaced since the stat above
+                raise LabError(f"{path}: is not a regular file. Fix: pass a topology file saved on disk.")
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise LabError(
+            f"{path}: cannot read the topology file ({exc.strerror}). "
+            "Fix: make it readable by the user running labctl, or pass another file."
+        ) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise LabError(
+            f"{path}: is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}). Fix: save the file as UTF-8."
+        ) from None
+
+
+def _yaml_error(path: Path, exc: yaml.YAMLError) -> LabError:
+    """One paragraph from PyYAML's multi-line message: where, what, and the fix."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
+    what = ": ".join(str(p) for p in parts if p) or str(exc).replace("\n", " ")
+    fix = "keep each key once in a mapping" if isinstance(exc, _DuplicateKey) else "correct the YAML syntax"
+    return LabError(f"{path}: not valid YAML{where}: {what}. Fix: {fix}.")
+
+
+def load(path: str | Path, known_groups: set[str] | frozenset[str] = frozenset()) -> Topology:
+    """Load and validate a topology file. known_groups: groups that have a role (besides declared ones)."""
+    path = Path(path)
+    text = _read_text(path)
+    try:
+        raw = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark else ""
-        raise LabError(f"{path}: not valid YAML{line}: {exc}. Fix: correct the YAML syntax.") from None
+        raise _yaml_error(path, exc) from None
+    except RecursionError:
+        raise LabError(f"{path}: the YAML is nested too deeply. Fix: write the topology as the README shows.") from None
     return parse(raw, path, known_groups)
 
 
@@ -142,27 +252,30 @@ def parse(raw: Any, path: Path, known_groups: set[str] | frozenset[str] = frozen
     err = _Errors(path)
     data = _mapping(err, raw, "(top level)")
     _check_keys(err, data, "", {"schema", "name", "provider", "image", "networks", "groups", "hosts", "vars"})
-    if data.get("schema") != SCHEMA:
-        raise err.fail("schema", f"unsupported schema {data.get('schema')!r}", f"set 'schema: {SCHEMA}'")
-    name = data.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise err.fail(
-            "name",
-            f"lab name {name!r} is missing or invalid",
-            "use 1-31 characters: lower-case letters, digits and '-', starting with a letter",
-        )
+    schema = data.get("schema", SCHEMA)  # no schema: the current one, as compose files do
+    if type(schema) is not int or schema != SCHEMA:  # not isinstance: True and 1.0 equal 1 in Python
+        raise err.fail("schema", f"unsupported schema {schema!r}", f"set 'schema: {SCHEMA}' or leave it out")
+    name = validate_lab_name(data.get("name"), f"{path}: field 'name'")
     provider = _provider(err, data.get("provider", "podman"), "provider")
     image = data.get("image")
-    if image is not None and not isinstance(image, str):
-        raise err.fail("image", "expected an image reference", "give a podman image name or leave it out")
+    if image is not None and (not isinstance(image, str) or not _IMAGE.fullmatch(image)):
+        raise err.fail(
+            "image",
+            f"{image!r} is not an image reference",
+            "give a podman image (e.g. localhost/x:tag) or leave it out",
+        )
 
     networks = _parse_networks(err, data)
     groups_raw = _mapping(err, data.get("groups"), "groups")
     groups: dict[str, dict[str, Any]] = {}
     for gname, gvars in groups_raw.items():
-        if not isinstance(gname, str) or not _GROUP.match(gname):
-            raise err.fail(f"groups.{gname}", "invalid group name", "use lower-case letters, digits and '_'")
-        groups[gname] = _mapping(err, gvars, f"groups.{gname}")
+        if not isinstance(gname, str) or not _GROUP.fullmatch(gname) or gname in RESERVED_GROUPS:
+            raise err.fail(
+                f"groups.{gname}",
+                "invalid group name",
+                f"use lower-case letters, digits and '_' (not {' or '.join(RESERVED_GROUPS)}: Ansible's own groups)",
+            )
+        groups[gname] = _vars(err, gvars, f"groups.{gname}")
     allowed_groups = set(known_groups) | set(groups)
     hosts = _parse_hosts(err, data, networks, allowed_groups, provider)
     _parse_routes(err, data, networks, hosts)
@@ -174,7 +287,7 @@ def parse(raw: Any, path: Path, known_groups: set[str] | frozenset[str] = frozen
         networks=networks,
         hosts=hosts,
         groups=groups,
-        vars=_mapping(err, data.get("vars"), "vars"),
+        vars=_vars(err, data.get("vars"), "vars"),
     )
     _assign_addresses(err, topo)
     return topo
@@ -194,7 +307,7 @@ def _parse_networks(err: _Errors, data: dict[str, Any]) -> dict[str, Network]:
         item = _mapping(err, item, where)
         _check_keys(err, item, where, {"name", "subnet", "routes"})
         nname = item.get("name")
-        if not isinstance(nname, str) or not _NAME.match(nname):
+        if not isinstance(nname, str) or not _NAME.fullmatch(nname):
             raise err.fail(f"{where}.name", f"network name {nname!r} is invalid", "use lower-case letters, digits, '-'")
         if nname in networks:
             raise err.fail(f"{where}.name", f"duplicate network name {nname!r}", "give every network its own name")
@@ -233,17 +346,24 @@ def _parse_hosts(
             err, item, where, {"name", "groups", "networks", "addresses", "vars", "address", "user", "key", "provider"}
         )
         hname = item.get("name")
-        if not isinstance(hname, str) or not _HOSTNAME.match(hname):
+        if not isinstance(hname, str) or not _HOSTNAME.fullmatch(hname):
             raise err.fail(
                 f"{where}.name",
                 f"{hname!r} is not a valid host name",
                 "use lower-case letters, digits and '-' (not at either end), at most 63 characters",
             )
+        if hname in RESERVED_HOSTS or hname in allowed_groups:
+            what = "a name Ansible reserves" if hname in RESERVED_HOSTS else f"also the name of group {hname!r}"
+            raise err.fail(
+                f"{where}.name",
+                f"host name {hname!r} is {what}: Ansible would not tell the host from it",
+                f"rename the host (e.g. {hname}1)",
+            )
         where = f"hosts.{hname}"
         host_provider = _provider(err, item.get("provider", provider), f"{where}.provider")
         if hname in hosts:
             raise err.fail(where, f"duplicate host name {hname!r}", "give every host its own name")
-        groups = [str(g) for g in _list(err, item.get("groups"), f"{where}.groups")]
+        groups = _strings(err, item.get("groups"), f"{where}.groups", "group")
         for g in groups:
             if g not in allowed_groups:
                 raise err.fail(
@@ -251,7 +371,7 @@ def _parse_hosts(
                     f"unknown group {g!r}",
                     f"use a group that has a role ({', '.join(sorted(allowed_groups))}) or declare it under 'groups:'",
                 )
-        nets = [str(n) for n in _list(err, item.get("networks"), f"{where}.networks")]
+        nets = _strings(err, item.get("networks"), f"{where}.networks", "network")
         for n in nets:
             if n not in networks:
                 raise err.fail(
@@ -283,23 +403,46 @@ def _parse_hosts(
                     f"pick an address from {subnet.network_address + 2} to {subnet.broadcast_address - 1}",
                 )
             addresses[net] = str(ip)
-        static_addr = item.get("address")
-        if host_provider == "static" and not static_addr:
-            raise err.fail(
-                f"{where}.address", "a static host needs an address", "give the host's reachable address or name"
-            )
+        static_addr, user, key = _static_fields(err, item, where, host_provider)
         hosts[hname] = Host(
             name=hname,
             groups=groups,
             networks=nets,
             addresses=addresses,
-            vars=_mapping(err, item.get("vars"), f"{where}.vars"),
-            address=str(static_addr) if static_addr else None,
-            user=str(item.get("user", "root")),
-            key=str(item["key"]) if item.get("key") else None,
+            vars=_vars(err, item.get("vars"), f"{where}.vars"),
+            address=static_addr,
+            user=user,
+            key=key,
             provider=host_provider,
         )
     return hosts
+
+
+def _static_fields(err: _Errors, item: dict[str, Any], where: str, provider: str) -> tuple[str | None, str, str | None]:
+    """address, user and key: how labctl reaches an existing (static) host; hosts labctl creates have none."""
+    if provider != "static":
+        for fld in ("address", "user", "key"):
+            if fld in item:
+                raise err.fail(
+                    f"{where}.{fld}",
+                    f"'{fld}' is only for existing hosts (provider: static)",
+                    "remove it: labctl gives the hosts it creates their addresses, user root and the lab's key",
+                )
+        return None, "root", None
+    address = item.get("address")
+    if not isinstance(address, str) or not address.strip() or address.startswith("-") or " " in address:
+        raise err.fail(
+            f"{where}.address",
+            f"a static host needs an address, got {address!r}",
+            "give the host's reachable address or DNS name",
+        )
+    user = item.get("user", "root")
+    if not isinstance(user, str) or not _USER.fullmatch(user):
+        raise err.fail(f"{where}.user", f"{user!r} is not a user name", "give the login user, e.g. root")
+    key = item.get("key")
+    if key is not None and (not isinstance(key, str) or not key.strip()):
+        raise err.fail(f"{where}.key", f"{key!r} is not a path", "give the SSH private key's path, or leave it out")
+    return address, user, key
 
 
 def _parse_routes(err: _Errors, data: dict[str, Any], networks: dict[str, Network], hosts: dict[str, Host]) -> None:
@@ -311,9 +454,11 @@ def _parse_routes(err: _Errors, data: dict[str, Any], networks: dict[str, Networ
             route = _mapping(err, route, where)
             _check_keys(err, route, where, {"to", "via"})
             to, via = route.get("to"), route.get("via")
-            if to not in networks:
+            if not isinstance(to, str) or to not in networks:
                 raise err.fail(f"{where}.to", f"unknown network {to!r}", "name a network defined under 'networks:'")
-            if via not in hosts or net.name not in hosts[via].networks:
+            if to == net.name:
+                raise err.fail(f"{where}.to", f"a route from {to!r} to itself", "name another network")
+            if not isinstance(via, str) or via not in hosts or net.name not in hosts[via].networks:
                 raise err.fail(
                     f"{where}.via",
                     f"{via!r} is not a host on network {net.name!r}",
