@@ -17,6 +17,7 @@ import yaml
 from labctl import inventory, iptables, paths
 from labctl.ansible_run import PlaybookRun, Progress, run_playbook
 from labctl.errors import LabError
+from labctl.names import validate_lab_name
 from labctl.providers import HostInfo, HostSpec, NetworkSpec, Provider, get_provider, provider_names
 from labctl.remote import FabricRunner, Target, wait_for_ssh
 from labctl.state import LabState, all_labs, write_atomic
@@ -154,6 +155,8 @@ class Lab:
 
 def resolve(file: str | None, name: str | None) -> tuple[Topology | None, LabState]:
     """The lab a command acts on: -f FILE, else --name NAME (from its state), else the default lab."""
+    if name is not None:
+        validate_lab_name(name, "--name")
     if file is not None or name is None:
         topo = load(file or paths.DEFAULT_LAB, paths.known_groups())
         if name is not None:
@@ -208,6 +211,12 @@ def check_networks(lab: Lab) -> None:
     check_overlaps(lab.topo, others)
 
 
+def check_names(lab: Lab) -> None:
+    """Refuse, before anything is made, a host or network name another lab (or no lab) already holds."""
+    for name, specs in lab.providers().items():
+        lab.backend(name).check_names(lab.name, [s.name for s in specs], list(lab.topo.networks))
+
+
 def create_networks(lab: Lab) -> None:
     subnets = [str(n.subnet) for n in lab.topo.networks.values()]
     for name in lab.providers():
@@ -256,6 +265,7 @@ def up(
     report = UpReport(lab.name)
     with lab.state.locked():
         check_networks(lab)
+        check_names(lab)
         lab.state.ensure_keypair()
         lab.save("creating")
 
@@ -290,7 +300,7 @@ def down(name: str, say: Say = _quiet) -> list[str]:
 
     Every provider is asked: each finds its own resources by the lab's label, so this works from the
     name alone, whatever the state file says."""
-    state = LabState(name)
+    state = LabState(validate_lab_name(name, "--name"))
     with state.locked():
         removed: list[str] = []
         for provider_name in provider_names():

@@ -1,7 +1,10 @@
 """Podman provider: every host is a systemd container (runc), every network a podman bridge.
 
-Names are labctl-<lab>-<host> / labctl-<lab>-<network>; every resource carries the label
-labctl.lab=<lab>, so cleanup finds everything even when the state file is lost."""
+Names are labctl-<lab>_<host> / labctl-<lab>_<network>: lab, host and network names cannot hold
+'_', so no two labs' names can meet (labctl-rb7-x-a1 was both lab rb7's host x-a1 and lab rb7-x's
+host a1). Every resource carries the label labctl.lab=<lab>, so cleanup finds everything even when
+the state file is lost. No podman argument or filter, and no iptables rule, is built from a lab
+name that is empty or invalid (_checked)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import subprocess
 from typing import Any
 
 from labctl.errors import LabError
+from labctl.names import is_host_name, is_lab_name
 from labctl.providers import image, register
 from labctl.providers.base import HostInfo, HostSpec, NetworkSpec, Say
 
@@ -19,12 +23,41 @@ LABEL = "labctl.lab"
 ULIMITS = ("nofile=16384:16384", "nproc=32768:32768")
 
 
+SEPARATOR = "_"  # between the lab's name and its host's or network's: neither may contain it
+
+
+def _checked(lab: str) -> str:
+    """The lab name, proven valid before it goes into a podman filter, label, name or iptables rule.
+
+    An empty name would make podman's filter label=labctl.lab= match every lab's containers."""
+    if not is_lab_name(lab):
+        raise LabError(
+            f"refusing to run podman or iptables for the invalid lab name {lab!r}. "
+            "Fix: name the lab with 1-31 lower-case letters, digits and '-', starting with a letter."
+        )
+    return lab
+
+
+def _checked_part(name: str, what: str) -> str:
+    """A host or network name, proven valid before it becomes part of a podman name."""
+    if not is_host_name(name):
+        raise LabError(
+            f"refusing to run podman for the invalid {what} name {name!r}. "
+            "Fix: use lower-case letters, digits and '-' (not at either end)."
+        )
+    return name
+
+
 def container_name(lab: str, host: str) -> str:
-    return f"labctl-{lab}-{host}"
+    return f"labctl-{_checked(lab)}{SEPARATOR}{_checked_part(host, 'host')}"
 
 
 def network_name(lab: str, network: str) -> str:
-    return f"labctl-{lab}-{network}"
+    return f"labctl-{_checked(lab)}{SEPARATOR}{_checked_part(network, 'network')}"
+
+
+def _label(lab: str) -> str:
+    return f"{LABEL}={_checked(lab)}"
 
 
 def mac_address(address: str) -> str:
@@ -84,7 +117,7 @@ class PodmanProvider:
             "--subnet",
             spec.subnet,
             "--label",
-            f"{LABEL}={spec.lab}",
+            _label(spec.lab),
             "--label",
             f"labctl.network={spec.name}",
             name,
@@ -111,7 +144,7 @@ class PodmanProvider:
                     "-m",
                     "comment",
                     "--comment",
-                    f"{LABEL}={lab}",
+                    _label(lab),
                     "-j",
                     "ACCEPT",
                 ]
@@ -119,9 +152,38 @@ class PodmanProvider:
                     _iptables("-I", *rule)
 
     def _unlink_networks(self, lab: str) -> None:
+        label = _label(lab)
         for line in _iptables("-S", "POSTROUTING").stdout.splitlines():
-            if f'--comment "{LABEL}={lab}"' in line or f"--comment {LABEL}={lab} " in line:
+            if f'--comment "{label}"' in line or f"--comment {label} " in line:
                 _iptables("-D", *shlex.split(line)[1:], check=False)
+
+    def check_names(self, lab: str, hosts: list[str], networks: list[str]) -> None:
+        """Refuse, before anything is created, when a name this lab needs is another lab's (or no lab's),
+        or when the lab's own resources carry names of an older labctl (labctl-<lab>-<host>)."""
+        wanted = {("container", container_name(lab, h)): h for h in hosts}
+        wanted |= {("network", network_name(lab, n)): n for n in networks}
+        found: list[tuple[str, str, dict[str, str]]] = []
+        for item in json.loads(_podman("ps", "-a", "--format", "json").stdout or "[]"):
+            found += [("container", name, item.get("Labels") or {}) for name in item.get("Names") or []]
+        found += [("network", net["name"], net.get("labels") or {}) for net in _network_list()]
+        for kind, name, labels in found:
+            owner, part = labels.get(LABEL), labels.get("labctl.host" if kind == "container" else "labctl.network")
+            if (kind, name) in wanted and (owner != lab or part != wanted[(kind, name)]):
+                theirs = f"lab {owner!r}" if owner else "no labctl lab (no label labctl.lab)"
+                fix = (
+                    f"rename one of the labs, or take lab {owner!r} down first (labctl down --name {owner})"
+                    if owner
+                    else f"remove or rename that {kind} (podman {'network ' if kind == 'network' else ''}rm {name}) "
+                    "if nothing needs it, or rename this lab"
+                )
+                raise LabError(
+                    f"lab {lab!r} needs the podman {kind} name {name!r}, which already belongs to {theirs}. Fix: {fix}."
+                )
+            if owner == lab and (kind, name) not in wanted and not name.startswith(f"labctl-{lab}{SEPARATOR}"):
+                raise LabError(
+                    f"lab {lab!r} has the {kind} {name!r}, named by an older labctl (labctl-<lab>-<host>). "
+                    f"Fix: run 'labctl down --name {lab}', then bring the lab up again."
+                )
 
     def create(self, spec: HostSpec) -> None:
         args = [
@@ -135,7 +197,7 @@ class PodmanProvider:
             "--hostname",
             spec.name,
             "--label",
-            f"{LABEL}={spec.lab}",
+            _label(spec.lab),
             "--label",
             f"labctl.host={spec.name}",
             "--volume",
@@ -166,11 +228,11 @@ class PodmanProvider:
     def destroy_lab(self, lab: str) -> list[str]:
         removed = []
         self._unlink_networks(lab)
-        ids = _podman("ps", "-a", "-q", "--filter", f"label={LABEL}={lab}").stdout.split()
+        ids = _podman("ps", "-a", "-q", "--filter", f"label={_label(lab)}").stdout.split()
         if ids:
             _podman("rm", "--force", "--time", "5", *ids, what=f"to remove the containers of lab {lab!r}")
             removed += [f"container {i[:12]}" for i in ids]
-        nets = [n["name"] for n in _network_list() if n.get("labels", {}).get(LABEL) == lab]
+        nets = [n["name"] for n in _network_list() if (n.get("labels") or {}).get(LABEL) == _checked(lab)]
         if nets:
             _podman("network", "rm", "--force", *nets, what=f"to remove the networks of lab {lab!r}")
             removed += [f"network {n}" for n in nets]
@@ -181,7 +243,7 @@ class PodmanProvider:
 
     def list(self, lab: str, hosts: list[HostSpec] | None = None) -> dict[str, HostInfo]:
         """Every container of the lab, by its labels (hosts no longer in the topology too)."""
-        out = _podman("ps", "-a", "--format", "json", "--filter", f"label={LABEL}={lab}").stdout
+        out = _podman("ps", "-a", "--format", "json", "--filter", f"label={_label(lab)}").stdout
         found: dict[str, HostInfo] = {}
         for item in json.loads(out or "[]"):
             host = (item.get("Labels") or {}).get("labctl.host")

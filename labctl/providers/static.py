@@ -21,6 +21,9 @@ class StaticProvider:
     def link_networks(self, lab: str, subnets: list[str]) -> None:
         return None
 
+    def check_names(self, lab: str, hosts: list[str], networks: list[str]) -> None:
+        return None  # labctl names nothing on existing hosts
+
     def create(self, spec: HostSpec) -> None:
         return None
 
