@@ -3,18 +3,45 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from typing import NoReturn
 
 from labctl import inventory, lab, ui
 from labctl.errors import LabError
 from labctl.providers import image
 from labctl.smoke.context import context_for
 from labctl.smoke.runner import run_checks
+
+# Verbs that take a command for a host: labctl's own options may come anywhere before '--'.
+COMMAND_VERBS = ("exec", "ssh")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with labctl's error style: one paragraph naming the problem and the fix, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        verb = self.prog.removeprefix("labctl").strip()
+        fix = f"see '{self.prog} --help'"
+        if verb in COMMAND_VERBS and ("unrecognized arguments" in message or "before '--'" in message):
+            fix = f"put the host's command after '--': labctl {verb} HOST [-f LAB.yml] -- COMMAND [ARGS...]"
+        where = f"{verb}: " if verb else ""
+        self.exit(2, f"labctl: error: {where}{message}. Fix: {fix}.\n")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return value
 
 
 def _lab_args(parser: argparse.ArgumentParser) -> None:
@@ -111,8 +138,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_exec(args: argparse.Namespace) -> int:
     running = _running(args)
     command = list(args.command)
-    if command and command[0] == "--":
-        command = command[1:]
     if not command:
         raise LabError("exec: no command given. Fix: labctl exec HOST -- COMMAND [ARGS...].")
     running.require_host(args.host, "exec")
@@ -172,8 +197,8 @@ def cmd_inventory(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    if args.name and not args.file:
-        name = args.name
+    if args.name is not None and args.file is None:
+        name = args.name  # validated by lab.down before anything is touched
     else:
         topo, _ = lab.resolve(args.file, args.name)
         assert topo is not None
@@ -191,7 +216,7 @@ def cmd_image_build(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="labctl", description="Build a systems lab from a topology file, provision, smoke-test, tear down."
     )
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -222,14 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb("exec", cmd_exec, "run a command on one host over SSH; exits with its exit code")
     _lab_args(p)
-    p.add_argument("--timeout", type=float, default=3600, help="seconds before the command is stopped")
+    p.add_argument("--timeout", type=_seconds, default=3600, help="seconds before the command is stopped")
     p.add_argument("host")
-    p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    p.add_argument("command", nargs="*", help="-- COMMAND [ARGS...] (labctl's options go before '--')")
 
     p = verb("ssh", cmd_ssh, "open an interactive SSH session on a host")
     _lab_args(p)
     p.add_argument("host")
-    p.add_argument("command", nargs=argparse.REMAINDER, help="optional command")
+    p.add_argument("command", nargs="*", help="optional: -- COMMAND [ARGS...] (labctl's options go before '--')")
 
     p = verb("restart", cmd_restart, "stop and start hosts (all by default), as a reboot would")
     _lab_args(p)
@@ -260,9 +285,37 @@ def _add_extensions(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     sdn_cli.add_parser(sub)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse labctl's command line. For exec and ssh everything after the first '--' is the host's
+    command, and labctl's options (-f, --name, --timeout) may come anywhere before it, also after
+    the host: `labctl exec HOST -f LAB.yml -- CMD` acts on LAB.yml's lab, never on the default one."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if not words or words[0] not in COMMAND_VERBS:
+        return parser.parse_args(words)
+    verb, rest, command = words[0], words[1:], None
+    if "--" in rest:
+        cut = rest.index("--")
+        rest, command = rest[:cut], rest[cut + 1 :]
+    sub = _verb_parser(parser, verb)
+    args = sub.parse_intermixed_args(rest)
+    if command is not None:
+        if args.command:
+            sub.error(f"{' '.join(args.command)!r} comes before '--', where only labctl's options and the host go")
+        args.command = command
+    args.verb = verb
+    return args
+
+
+def _verb_parser(parser: argparse.ArgumentParser, verb: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[verb]  # type: ignore[no-any-return]
+    raise KeyError(verb)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     try:
         return int(args.fn(args))
     except LabError as exc:
