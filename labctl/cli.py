@@ -118,7 +118,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             ui.print_json({"labs": sorted(labs)})
         else:
             for name, data in sorted(labs.items()):
-                ui.out.print(f"{name}\t{data.get('phase')}\t{data.get('topology_file')}")
+                print(f"{name}\t{data.get('phase')}\t{data.get('topology_file')}")
         return 0
     running = _running(args)
     rows = lab.status(running)
@@ -319,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.fn(args))
     except LabError as exc:
-        ui.err.print(f"[bold red]labctl: error:[/] {exc}", highlight=False, soft_wrap=True)
+        ui.error(str(exc))
         return 2
     except KeyboardInterrupt:
         ui.err.print("[red]interrupted[/]")

@@ -49,7 +49,7 @@ def remove_inside_root(path: Path) -> bool:
 
     Every removal of labctl's state goes through here. The path is resolved first (symlinks, '..')
     and must lie strictly inside the resolved state root, else nothing is removed and a LabError
-    says why. A symlink is removed itself, never what it points to."""
+    says why. A symlink (to somewhere inside the root) is removed itself, never what it points to."""
     root = state_root().resolve()
     if path.name in ("", ".", ".."):
         raise _outside(path, path, root)

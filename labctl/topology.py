@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from labctl.errors import LabError
+from labctl.errors import LabError, printable
 from labctl.names import HOST_NAME, LAB_NAME, validate_lab_name
 from labctl.providers import provider_names
 
@@ -184,36 +184,37 @@ class _StrictLoader(yaml.SafeLoader):
 
 def _read_text(path: Path) -> str:
     """The file's text: only a readable regular file of UTF-8 text, never opened if it is anything else."""
+    shown = printable(str(path))
     try:
         info = path.stat()  # stat first: opening a FIFO for reading would wait for a writer
     except FileNotFoundError:
         raise LabError(
-            f"{path}: no such topology file. Fix: pass an existing file with -f, e.g. labs/default.yml."
+            f"{shown}: no such topology file. Fix: pass an existing file with -f, e.g. labs/default.yml."
         ) from None
     except OSError as exc:
         raise LabError(
-            f"{path}: cannot read the topology file ({exc.strerror}). Fix: pass the path of a readable YAML file."
+            f"{shown}: cannot read the topology file ({exc.strerror}). Fix: pass the path of a readable YAML file."
         ) from None
     if stat.S_ISDIR(info.st_mode):
-        raise LabError(f"{path}: is a directory, not a topology file. Fix: pass a YAML file, e.g. {path}/lab.yml.")
+        raise LabError(f"{shown}: is a directory, not a topology file. Fix: pass a YAML file, e.g. {shown}/lab.yml.")
     if not stat.S_ISREG(info.st_mode):
         raise LabError(
-            f"{path}: is not a regular file (a FIFO, socket or device). Fix: pass a topology file saved on disk."
+            f"{shown}: is not a regular file (a FIFO, socket or device). Fix: pass a topology file saved on disk."
         )
     if info.st_size > MAX_FILE_BYTES:
         raise LabError(
-            f"{path}: the topology file is {info.st_size} bytes, more than {MAX_FILE_BYTES}. "
+            f"{shown}: the topology file is {info.st_size} bytes, more than {MAX_FILE_BYTES}. "
             "Fix: pass the lab's topology file (a few kilobytes of YAML)."
         )
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
         with os.fdopen(fd, "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # replaced since the stat above
-                raise LabError(f"{path}: is not a regular file. Fix: pass a topology file saved on disk.")
+                raise LabError(f"{shown}: is not a regular file. Fix: pass a topology file saved on disk.")
             data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise LabError(
-            f"{path}: cannot read the topology file ({exc.strerror}). "
+            f"{shown}: cannot read the topology file ({exc.strerror}). "
             "Fix: make it readable by the user running labctl, or pass another file."
         ) from None
     try:
@@ -221,18 +222,19 @@ def _read_text(path: Path) -> str:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise LabError(
-            f"{path}: is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}). Fix: save the file as UTF-8."
+            f"{shown}: is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}). Fix: save the file as UTF-8."
         ) from None
 
 
 def _yaml_error(path: Path, exc: yaml.YAMLError) -> LabError:
     """One paragraph from PyYAML's multi-line message: where, what, and the fix."""
+    shown = printable(str(path))
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
     parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
     what = ": ".join(str(p) for p in parts if p) or str(exc).replace("\n", " ")
     fix = "keep each key once in a mapping" if isinstance(exc, _DuplicateKey) else "correct the YAML syntax"
-    return LabError(f"{path}: not valid YAML{where}: {what}. Fix: {fix}.")
+    return LabError(f"{shown}: not valid YAML{where}: {printable(what)}. Fix: {fix}.")
 
 
 def load(path: str | Path, known_groups: set[str] | frozenset[str] = frozenset()) -> Topology:
@@ -244,7 +246,9 @@ def load(path: str | Path, known_groups: set[str] | frozenset[str] = frozenset()
     except yaml.YAMLError as exc:
         raise _yaml_error(path, exc) from None
     except RecursionError:
-        raise LabError(f"{path}: the YAML is nested too deeply. Fix: write the topology as the README shows.") from None
+        raise LabError(
+            f"{printable(str(path))}: the YAML is nested too deeply. Fix: write the topology as the README shows."
+        ) from None
     return parse(raw, path, known_groups)
 
 
@@ -255,7 +259,7 @@ def parse(raw: Any, path: Path, known_groups: set[str] | frozenset[str] = frozen
     schema = data.get("schema", SCHEMA)  # no schema: the current one, as compose files do
     if type(schema) is not int or schema != SCHEMA:  # not isinstance: True and 1.0 equal 1 in Python
         raise err.fail("schema", f"unsupported schema {schema!r}", f"set 'schema: {SCHEMA}' or leave it out")
-    name = validate_lab_name(data.get("name"), f"{path}: field 'name'")
+    name = validate_lab_name(data.get("name"), printable(f"{path}: field 'name'"))
     provider = _provider(err, data.get("provider", "podman"), "provider")
     image = data.get("image")
     if image is not None and (not isinstance(image, str) or not _IMAGE.fullmatch(image)):

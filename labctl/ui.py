@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from labctl.ansible_run import PlaybookRun
@@ -17,10 +18,17 @@ from labctl.smoke.base import CheckResult
 
 out = Console()
 err = Console(stderr=True)
+# Text from outside (file paths, names, Ansible and command output) is escaped before rich sees it:
+# a '[/x]' in it would be read as markup and stop labctl with a MarkupError.
 
 
 def say(message: str) -> None:
-    err.print(f"[bold blue]»[/] {message}", highlight=False)
+    err.print(f"[bold blue]»[/] {escape(message)}", highlight=False)
+
+
+def error(message: str) -> None:
+    """The one-paragraph error line (no wrapping, no markup from the message)."""
+    err.print(f"[bold red]labctl: error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:
@@ -87,9 +95,9 @@ def converge_summary(run: PlaybookRun) -> None:
     for col in ("host", "task", "message"):
         table.add_column(col, overflow="fold")
     for f in run.failures[:20]:
-        table.add_row(f.host, f.task, f.msg.strip()[:600])
+        table.add_row(escape(f.host), escape(f.task), escape(f.msg.strip()[:600]))
     err.print(table)
-    err.print(f"full log: {run.log}")
+    err.print(f"full log: {escape(str(run.log))}")
 
 
 def status_table(lab: str, rows: list[dict[str, Any]]) -> None:
@@ -99,7 +107,10 @@ def status_table(lab: str, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         addrs = ", ".join(f"{net}={ip}" for net, ip in row["addresses"].items())
         color = "green" if row["state"] in ("running", "static") else "red"
-        table.add_row(row["name"], ", ".join(row["groups"]) or "-", addrs, f"[{color}]{row['state']}[/]")
+        state = escape(row["state"])
+        table.add_row(
+            escape(row["name"]), escape(", ".join(row["groups"]) or "-"), escape(addrs), f"[{color}]{state}[/]"
+        )
     out.print(table)
 
 
@@ -109,7 +120,8 @@ def forwards_table(host: str, forwards: list[dict[str, Any]]) -> None:
         table.add_column(col)
     for f in forwards:
         to = f"{f.get('to_host') or f.get('to_address')}:{f['to_port']}"
-        table.add_row(str(f["name"]), str(f["protocol"]), f"{f.get('address') or '*'}:{f['port']}", to)
+        listen = f"{f.get('address') or '*'}:{f['port']}"
+        table.add_row(escape(str(f["name"])), escape(str(f["protocol"])), escape(listen), escape(to))
     out.print(table)
 
 
@@ -117,7 +129,7 @@ def smoke_line(result: CheckResult) -> None:
     if not err.is_terminal:
         return
     mark = {"passed": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[yellow]-[/]"}[result.status]
-    err.print(f"  {mark} {result.service}: {result.check} ({result.seconds:.1f} s)", highlight=False)
+    err.print(f"  {mark} {escape(result.service)}: {escape(result.check)} ({result.seconds:.1f} s)", highlight=False)
 
 
 def smoke_table(results: list[CheckResult]) -> None:
@@ -128,10 +140,10 @@ def smoke_table(results: list[CheckResult]) -> None:
         color = {"passed": "green", "failed": "red", "skipped": "yellow"}[r.status]
         result = f"[{color}]{r.status}[/]"
         if r.message:
-            result += f"\n{r.message}"
+            result += f"\n{escape(r.message)}"
         if r.status == "failed" and r.command:
-            result += f"\n$ {r.command}\n{r.output[-1500:]}"
-        table.add_row(r.service, r.check, ", ".join(r.hosts), result, f"{r.seconds:.1f}s")
+            result += f"\n$ {escape(r.command)}\n{escape(r.output[-1500:])}"
+        table.add_row(escape(r.service), escape(r.check), escape(", ".join(r.hosts)), result, f"{r.seconds:.1f}s")
     out.print(table)
     total = sum(r.seconds for r in results)
     failed = sum(not r.ok for r in results)

@@ -119,7 +119,9 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
         load(tmp_path / "nope.yml")
     bad = tmp_path / "bad.yml"
     bad.write_text("name: [unclosed\n")
-    with pytest.raises(LabError, match=r"not valid YAML at line 2, column 1: while parsing a flow sequence: expected ',' or"):
+    with pytest.raises(
+        LabError, match=r"not valid YAML at line 2, column 1: while parsing a flow sequence: expected ',' or"
+    ):
         load(bad)
 
 
