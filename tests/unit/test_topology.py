@@ -107,6 +107,29 @@ def test_rejections_name_file_field_and_fix(case: str, change: Any, field: str) 
     assert "\n" not in message
 
 
+def test_a_missing_schema_is_the_current_one() -> None:
+    data = mutate(lambda d: d.pop("schema"))
+    assert parse(data, PATH).name == "t"
+
+
+def test_duplicate_keys_are_refused_and_merge_keys_still_work(tmp_path: Path) -> None:
+    merged = tmp_path / "merged.yml"
+    merged.write_text(
+        "name: t\nnetworks: [{name: lan, subnet: 198.18.78.0/24}]\nbase: &base {networks: [lan], groups: []}\n".replace(
+            "base: ", "x-base: "
+        )
+    )
+    text = (
+        "name: t\nnetworks: [{name: lan, subnet: 198.18.78.0/24}]\n"
+        "hosts:\n  - &h1 {name: h1, networks: [lan]}\n  - {<<: *h1, name: h2}\n"
+    )
+    merged.write_text(text)
+    assert list(load(merged).hosts) == ["h1", "h2"]
+    merged.write_text(text + "name: t2\n")
+    with pytest.raises(LabError, match=r"found duplicate key 'name' \(first given on line 1\)"):
+        load(merged)
+
+
 def test_overlap_with_another_running_lab() -> None:
     topo = parse(BASE, PATH)
     with pytest.raises(LabError, match=r"overlaps network 'lan' \(198.18.2.0/25\) of the running lab 'other'"):
