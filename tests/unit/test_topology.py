@@ -114,11 +114,6 @@ def test_a_missing_schema_is_the_current_one() -> None:
 
 def test_duplicate_keys_are_refused_and_merge_keys_still_work(tmp_path: Path) -> None:
     merged = tmp_path / "merged.yml"
-    merged.write_text(
-        "name: t\nnetworks: [{name: lan, subnet: 198.18.78.0/24}]\nbase: &base {networks: [lan], groups: []}\n".replace(
-            "base: ", "x-base: "
-        )
-    )
     text = (
         "name: t\nnetworks: [{name: lan, subnet: 198.18.78.0/24}]\n"
         "hosts:\n  - &h1 {name: h1, networks: [lan]}\n  - {<<: *h1, name: h2}\n"
