@@ -54,6 +54,8 @@ FIELDS: list[tuple[Any, ...]] = [
     ("hosts", 0, "address"),
     ("hosts", 0, "user"),
     ("hosts", 0, "key"),
+    ("hosts", 0, "provider"),
+    ("hosts", 1, "provider"),
 ]
 
 
