@@ -106,11 +106,11 @@ class LabState:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.dir, 0o700)
 
-    def ensure_keypair(self) -> None:
-        """Generate the lab's own SSH keypair once (0600)."""
+    def ensure_keypair(self) -> bool:
+        """Generate the lab's own SSH keypair once (0600); True when a new one was made."""
         self.ensure_dir()
         if self.key.exists() and self.pubkey.exists():
-            return
+            return False
         for path in (self.key, self.pubkey):
             path.unlink(missing_ok=True)
         result = subprocess.run(
@@ -122,6 +122,7 @@ class LabState:
         if result.returncode != 0:
             raise LabError(f"ssh-keygen failed: {result.stderr.strip()}. Fix: install openssh-client.")
         os.chmod(self.key, 0o600)
+        return True
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -147,13 +148,16 @@ class LabState:
 
 
 def all_labs() -> dict[str, dict[str, Any]]:
-    """Every lab that has a state file: name -> state."""
+    """Every lab that has a state file: name -> state. A damaged state file is listed, not hidden:
+    {"name", "phase": "damaged", "error"}."""
     root = state_root()
     out: dict[str, dict[str, Any]] = {}
     if not root.is_dir():
         return out
     for child in sorted(root.iterdir()):
         if child.is_dir() and (child / "state.json").exists():
-            with contextlib.suppress(LabError):
+            try:
                 out[child.name] = LabState(child.name).read()
+            except LabError as exc:
+                out[child.name] = {"name": child.name, "phase": "damaged", "error": str(exc)}
     return out
