@@ -113,6 +113,11 @@ def fake(tmp_path: Path) -> Iterator[dict[str, str]]:
     shutil.rmtree(run_root)
 
 
+def flat(text: str) -> str:
+    """stderr with rich's line wrapping undone (it wraps at 80 columns when not on a terminal)."""
+    return " ".join(text.split())
+
+
 def world(env: dict[str, str]) -> dict:  # type: ignore[type-arg]
     return json.loads(Path(env["FAKE_WORLD"]).read_text())  # type: ignore[no-any-return]
 
@@ -165,10 +170,10 @@ def test_down_that_fails_midway_says_what_is_left_and_to_run_it_again(fake: dict
     env = dict(fake, FAKE_FAIL="network rm")
     res = labctl(env, "down", "--name", "dmg")
     assert res.returncode == 2
-    assert "'down' of lab 'dmg' stopped: podman failed to remove the networks of lab 'dmg'" in res.stderr
-    assert "Left: 1 network(s) (lab)" in res.stderr
-    assert f"the state directory {Path(fake['LABCTL_STATE_DIR']) / 'dmg'}" in res.stderr
-    assert "run 'labctl down --name dmg' again" in res.stderr
+    assert "'down' of lab 'dmg' stopped: podman failed to remove the networks of lab 'dmg'" in flat(res.stderr)
+    assert "Left: 1 network(s) (lab)" in flat(res.stderr)
+    assert f"the state directory {Path(fake['LABCTL_STATE_DIR']) / 'dmg'}" in flat(res.stderr)
+    assert "run 'labctl down --name dmg' again" in flat(res.stderr)
     assert "Traceback" not in res.stderr
     again = labctl(fake, "down", "--name", "dmg")
     assert again.returncode == 0, again.stderr
@@ -190,8 +195,8 @@ def test_down_interrupted_by_ctrl_c_says_what_is_left(fake: dict[str, str]) -> N
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err
-    assert "'down' of lab 'dmg' was interrupted" in err
-    assert "Left: 2 container(s) (h1, h2); 1 network(s) (lab)" in err
-    assert "run 'labctl down --name dmg' again" in err
+    assert "'down' of lab 'dmg' was interrupted" in flat(err)
+    assert "Left: 2 container(s) (h1, h2); 1 network(s) (lab)" in flat(err)
+    assert "run 'labctl down --name dmg' again" in flat(err)
     assert labctl(fake, "down", "--name", "dmg").returncode == 0
     assert [c["Id"] for c in world(fake)["containers"]] == ["id-keep-h1"]
