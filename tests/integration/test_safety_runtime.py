@@ -214,9 +214,14 @@ def _ansible_of(state_dir: Path) -> list[int]:
     return pids
 
 
+def _results_seen(state_dir: Path) -> bool:
+    return any('"event": "result"' in f.read_text() for f in (state_dir / "logs").glob("converge-*.events"))
+
+
 def test_sigkill_of_up_during_converge_leaves_no_ansible_playbook(tmp_path: Path, labenv: dict[str, str]) -> None:
     lab = write_lab(tmp_path, "it-kill", "198.18.85.0/24", hosts=1)
     state_dir = Path(labenv["LABCTL_STATE_DIR"]) / "it-kill"
+    container = "labctl-it-kill-h1"
     try:
         run("up", "-f", str(lab), "--no-provision", env=labenv)
         proc = subprocess.Popen(
@@ -227,16 +232,19 @@ def test_sigkill_of_up_during_converge_leaves_no_ansible_playbook(tmp_path: Path
             start_new_session=True,
         )
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not _ansible_of(state_dir) and proc.poll() is None:
+        while time.monotonic() < deadline and not _results_seen(state_dir) and proc.poll() is None:
             time.sleep(0.1)
-        assert _ansible_of(state_dir), "no converge started"
-        time.sleep(2)  # let it fork its workers
+        assert _ansible_of(state_dir) and _results_seen(state_dir), "no converge under way"
+        # freeze the host: a converge left running would now hang on it (for 45 s and more),
+        # so only killing it ends it within the wait below
+        subprocess.run(["podman", "pause", container], check=True, capture_output=True)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        deadline = time.monotonic() + 20  # gone in about a second; a converge that went on takes longer
+        deadline = time.monotonic() + 20  # gone in about a second
         while time.monotonic() < deadline and _ansible_of(state_dir):
             time.sleep(0.2)
         assert _ansible_of(state_dir) == []
     finally:
+        subprocess.run(["podman", "unpause", container], check=False, capture_output=True)
         run("down", "-f", str(lab), env=labenv, check=False)
     assert lab_containers("it-kill") == []
