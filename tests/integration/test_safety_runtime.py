@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl import image
+from labctl.providers import image
 
 from .conftest import LABCTL, lab_containers, lab_networks, run, write_lab
 
