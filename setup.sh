@@ -16,6 +16,22 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# Every systemd container holds inotify instances of root's: Debian's 128 lasts for about 16 hosts.
+# `labctl up` raises the limit itself when a lab needs more; this keeps a larger one across reboots.
+SYSCTL_FILE=/etc/sysctl.d/60-labctl.conf
+if [ -d /etc/sysctl.d ] && [ ! -f "$SYSCTL_FILE" ]; then
+  echo "» $SYSCTL_FILE: fs.inotify.max_user_instances=1024, fs.inotify.max_user_watches=524288"
+  printf '%s\n' "# labctl: room for labs of many systemd containers" \
+    "fs.inotify.max_user_instances = 1024" "fs.inotify.max_user_watches = 524288" >"$SYSCTL_FILE"
+fi
+for setting in fs.inotify.max_user_instances=1024 fs.inotify.max_user_watches=524288; do
+  key=${setting%%=*} want=${setting#*=}
+  have=$(sysctl -n "$key" 2>/dev/null || echo 0)
+  if [ "$have" -lt "$want" ]; then
+    sysctl -q -w "$setting" || echo "» could not set $setting (labctl up raises it when a lab needs it)"
+  fi
+done
+
 if [ ! -x .venv/bin/labctl ]; then
   echo "» creating .venv and installing labctl"
   python3 -m venv .venv

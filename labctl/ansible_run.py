@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labctl import procs
 from labctl.errors import LabError
 from labctl.state import LabState
 
@@ -62,7 +63,8 @@ def run_playbook(
     run = PlaybookRun(returncode=-1, log=log)
     with open(log, "w") as out, open(events) as feed:
         try:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
+            # own process group (a Ctrl-C reaches labctl only) and dies with labctl, even on SIGKILL
+            proc = procs.popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
         except FileNotFoundError:
             raise LabError("ansible-playbook is not installed. Fix: pip install ansible-core (see README).") from None
         try:
@@ -73,9 +75,8 @@ def run_playbook(
                 if done:
                     break
                 time.sleep(0.2)
-        except KeyboardInterrupt:
-            proc.terminate()
-            proc.wait(timeout=20)
+        except BaseException:
+            procs.stop(proc)
             raise
         run.returncode = proc.returncode
     return run

@@ -55,8 +55,11 @@ def _running(args: argparse.Namespace) -> lab.Lab:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    topo, _ = lab.resolve(args.file, args.name)
-    assert topo is not None
+    topo, state = lab.resolve(args.file, args.name)
+    if topo is None:
+        raise LabError(
+            f"lab {state.name!r} has no state to read its topology from. Fix: name its file: labctl up -f LAB.yml."
+        )
     progress = ui.ConvergeProgress()
     ui.say(f"lab {topo.name}: {len(topo.hosts)} hosts on {topo.provider} ({topo.path})")
     try:
@@ -68,7 +71,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             f"'labctl down --name {topo.name}' removes all of it."
         )
         return 130
-    if not report.created and not report.started and not report.removed:
+    if not report.created and not report.started and not report.removed and not report.repaired:
         ui.say("hosts: all present and running, nothing recreated")
     if report.converge is not None:
         ui.converge_summary(report.converge)
@@ -113,24 +116,33 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     if args.all:
-        labs = lab.running_labs()
+        labs = lab.all_lab_rows()
         if args.json:
-            ui.print_json({"labs": sorted(labs)})
+            ui.print_json({"labs": labs})
         else:
-            for name, data in sorted(labs.items()):
-                print(f"{name}\t{data.get('phase')}\t{data.get('topology_file')}")
+            ui.labs_table(labs)
         return 0
-    running = _running(args)
-    rows = lab.status(running)
-    if args.host:
-        running.require_host(args.host, "--host")
-        rows = [r for r in rows if r["name"] == args.host]
-        rows[0].update(lab.host_details(running, args.host))
-    if args.json:
-        ui.print_json({"lab": running.name, "hosts": rows})
+    topo, state = lab.resolve(args.file, args.name)
+    if topo is None or not state.exists():
+        rows = lab.status_from_labels(state.name, topo)
+        ui.say(
+            f"lab {state.name!r} has containers but no state (lost): 'labctl up -f LAB.yml' repairs it, "
+            f"'labctl down --name {state.name}' removes it"
+        )
+        if args.host:
+            rows = [r for r in rows if r["name"] == args.host]
     else:
-        ui.status_table(running.name, rows)
-        if rows[0].get("forwards") and args.host:
+        running = lab.Lab(topo, state)
+        rows = lab.status(running)
+        if args.host:
+            running.require_host(args.host, "--host")
+            rows = [r for r in rows if r["name"] == args.host]
+            rows[0].update(lab.host_details(running, args.host))
+    if args.json:
+        ui.print_json({"lab": state.name, "hosts": rows})
+    else:
+        ui.status_table(state.name, rows)
+        if rows and rows[0].get("forwards") and args.host:
             ui.forwards_table(args.host, rows[0]["forwards"])
     return 0
 
@@ -242,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("status", cmd_status, "show the lab's hosts, groups, addresses and state")
     _lab_args(p)
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--all", action="store_true", help="list every lab that has state")
+    p.add_argument("--all", action="store_true", help="list every lab: by its state and by its labels")
     p.add_argument("--host", help="show only this host")
 
     p = verb("exec", cmd_exec, "run a command on one host over SSH; exits with its exit code")
@@ -320,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.fn(args))
     except LabError as exc:
         ui.error(str(exc))
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         ui.err.print("[red]interrupted[/]")
         return 130

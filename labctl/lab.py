@@ -5,6 +5,8 @@ providers through their interface only; it never shells out to podman and never 
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -14,16 +16,17 @@ from typing import Any
 
 import yaml
 
-from labctl import inventory, iptables, paths
+from labctl import hostnet, inventory, iptables, paths, runtime
 from labctl.ansible_run import PlaybookRun, Progress, run_playbook
-from labctl.errors import LabError
+from labctl.errors import Interrupted, LabError
 from labctl.names import validate_lab_name
 from labctl.providers import HostInfo, HostSpec, NetworkSpec, Provider, get_provider, provider_names
 from labctl.remote import FabricRunner, Target, wait_for_ssh
-from labctl.state import LabState, all_labs, write_atomic
+from labctl.state import LabState, all_labs, state_root, write_atomic
 from labctl.topology import Topology, check_overlaps, load, parse
 
 SSH_TIMEOUT = 90.0
+LIVENESS_EVERY = 2.0  # seconds between looks at the hosts' states while waiting for SSH
 Say = Callable[[str], None]
 
 
@@ -38,6 +41,7 @@ class UpReport:
     created: list[str] = field(default_factory=list)
     started: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)  # existing hosts given a new key (state was lost)
     converge: PlaybookRun | None = None
 
 
@@ -99,7 +103,6 @@ class Lab:
             networks=dict(h.addresses),
             image=self.topo.image,
             extra_hosts={o: self.topo.reach(host, o) for o in self.topo.hosts if o != host},
-            pubkey=str(self.state.pubkey),
             address=h.address,
             user=h.user,
         )
@@ -133,6 +136,7 @@ class Lab:
         return FabricRunner(targets)
 
     def write_config(self) -> None:
+        runtime.ensure_control_dir(self.state)
         write_atomic(self.state.inventory, inventory.render(self.topo, self.state, self.addresses()))
         write_atomic(self.state.ansible_cfg, inventory.render_cfg(self.state, forks=max(10, len(self.topo.hosts))))
 
@@ -192,23 +196,77 @@ def _parallel(fn: Callable[[str], None], hosts: list[str]) -> None:
             except LabError as exc:
                 errors[host] = str(exc)
     if errors:
-        detail = "; ".join(f"{h}: {m}" for h, m in errors.items())
+        sep = "\n" if any("\n" in m for m in errors.values()) else "; "
+        detail = sep.join(f"{h}: {m}" for h, m in errors.items())
         raise LabError(f"{len(errors)} host(s) failed: {detail}")
 
 
-def _wait_ready(lab: Lab, host: str, after: str = "") -> None:
+class _Liveness:
+    """The lab's host states, looked up at most every LIVENESS_EVERY seconds for all waiting threads."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.lock = threading.Lock()
+        self.seen: dict[str, str] = {}
+        self.when = 0.0
+
+    def alive(self, host: str, fresh: bool = False) -> bool:
+        with self.lock:
+            if fresh or time.monotonic() - self.when > LIVENESS_EVERY:
+                self.seen = {h: i.state for h, i in self.lab.live().items()}
+                self.when = time.monotonic()
+            return self.seen.get(host) in ("running", "static")
+
+
+def exited(lab: Lab, host: str) -> LabError:
+    """The error for a host that stopped while starting: its exit code and the end of its console."""
+    provider = lab.provider_for(host)
+    code = provider.exit_code(lab.name, host)
+    console = provider.console(lab.name, host).splitlines()[-15:]
+    tail = "\n".join(f"    {line}" for line in console) or "    (the console is empty)"
+    return LabError(
+        f"host {host!r} exited during start (exit code {code}); the last lines of its console:\n{tail}\n"
+        "Fix: correct what the console names (e.g. 'Too many open files': raise fs.inotify.max_user_instances), "
+        "then run 'labctl up' again; it starts the stopped hosts."
+    )
+
+
+def _wait_ready(lab: Lab, host: str, after: str = "", watch: _Liveness | None = None) -> None:
+    """Wait for the host's SSH; a host that exits meanwhile is named with its console, at once."""
+    watch = watch or _Liveness(lab)
     addr = lab.address(host)
-    if not wait_for_ssh(addr, SSH_TIMEOUT):
+    if not wait_for_ssh(addr, SSH_TIMEOUT, alive=lambda: watch.alive(host)):
+        if not watch.alive(host, fresh=True):
+            raise exited(lab, host)
         raise LabError(f"SSH on {addr} did not answer within {SSH_TIMEOUT:.0f} s{after}")
 
 
+def authorize(lab: Lab, hosts: list[str]) -> None:
+    """Put the lab's public key into running hosts through their provider (not over SSH)."""
+    pubkey = lab.state.pubkey.read_text()
+
+    def put(h: str) -> None:
+        try:
+            lab.provider_for(h).authorize(lab.name, h, pubkey)
+        except LabError:
+            info = lab.live().get(h)
+            if info is None or info.state not in ("running", "static"):
+                raise exited(lab, h) from None
+            raise
+
+    _parallel(put, hosts)
+
+
 def check_networks(lab: Lab) -> None:
-    """Refuse subnets that overlap another lab's (from state and from the providers)."""
+    """Refuse subnets that overlap another lab's (from state and from the providers), or what the
+    providers find on the host that is no lab's (other podman networks, the host's routes)."""
     others = {name: data.get("networks", {}) for name, data in all_labs().items()}
     for name in lab.providers():
         for other, nets in lab.backend(name).networks().items():
             others.setdefault(other, {}).update(nets)
     check_overlaps(lab.topo, others)
+    for name in lab.providers():
+        hostnet.check_reserved(lab.topo, lab.backend(name).reserved())
 
 
 def check_names(lab: Lab) -> None:
@@ -266,21 +324,29 @@ def up(
     with lab.state.locked():
         check_networks(lab)
         check_names(lab)
-        lab.state.ensure_keypair()
-        lab.save("creating")
-
         t0 = time.monotonic()
         for name, specs in lab.providers().items():
-            lab.backend(name).prepare(specs, say)
+            lab.backend(name).prepare(specs, say)  # host limits, the image: before anything is made
         report.timings["image"] = time.monotonic() - t0
+        fresh_key = lab.state.ensure_keypair()
+        lab.save("creating")
 
         t0 = time.monotonic()
         create_networks(lab)
         todo = reconcile(lab, say)
         report.created, report.started, report.removed = todo.create, todo.start, todo.remove
+        if fresh_key:
+            report.repaired = [h for h in lab.topo.hosts if h not in todo.create]
+        if report.repaired:
+            say(
+                f"the lab's state was lost (a new SSH key was made): putting the new key into "
+                f"{len(report.repaired)} existing host(s) through their provider"
+            )
+        authorize(lab, todo.create + report.repaired)
         lab.write_config()
         say("waiting for SSH on every host")
-        _parallel(lambda h: _wait_ready(lab, h), list(lab.topo.hosts))
+        watch = _Liveness(lab)
+        _parallel(lambda h: _wait_ready(lab, h, watch=watch), list(lab.topo.hosts))
         report.timings["hosts"] = time.monotonic() - t0
 
         if converge:
@@ -296,23 +362,62 @@ def up(
 
 
 def down(name: str, say: Say = _quiet) -> list[str]:
-    """Remove every host, network, key and state file of the lab; error if nothing was there.
+    """Remove every host, network, key, state file and control socket directory of the lab; error if
+    nothing was there.
 
     Every provider is asked: each finds its own resources by the lab's label, so this works from the
-    name alone, whatever the state file says."""
+    name alone, whatever the state file says. Stopped midway (Ctrl-C, an error), it says what is left
+    and that running it again finishes."""
     state = LabState(validate_lab_name(name, "--name"))
     with state.locked():
         removed: list[str] = []
-        for provider_name in provider_names():
-            removed += get_provider(provider_name).destroy_lab(name)
         had_state = state.dir.exists()
-        state.remove()
+        try:
+            for provider_name in provider_names():
+                removed += get_provider(provider_name).destroy_lab(name)
+            if runtime.remove_control_dir(state):
+                removed.append("SSH control socket directory")
+            state.remove()
+        except KeyboardInterrupt:
+            raise Interrupted(_unfinished(name, state, "was interrupted")) from None
+        except LabError as exc:
+            raise LabError(_unfinished(name, state, f"stopped: {exc}")) from None
     if not removed and not had_state:
         raise LabError(
             f"no lab named {name!r}: nothing to remove (no containers, networks or state). "
             "Fix: check the name with 'labctl status --all'."
         )
     return removed
+
+
+def leftovers(name: str, state: LabState) -> list[str]:
+    """What of the lab is still there: hosts, networks, the control socket directory, the state."""
+    left = []
+    hosts: set[str] = set()
+    nets: set[str] = set()
+    for provider_name in provider_names():
+        provider = get_provider(provider_name)
+        try:
+            hosts |= set(provider.list(name))
+            nets |= set(provider.networks(name).get(name, {}))
+        except LabError:
+            left.append(f"possibly hosts and networks ({provider_name} did not answer)")
+    if hosts:
+        left.append(f"{len(hosts)} container(s) ({', '.join(sorted(hosts))})")
+    if nets:
+        left.append(f"{len(nets)} network(s) ({', '.join(sorted(nets))})")
+    if runtime.control_path_dir(state).exists():
+        left.append(f"the SSH control socket directory {runtime.control_path_dir(state)}")
+    if state.dir.exists():
+        left.append(f"the state directory {state.dir}")
+    return left
+
+
+def _unfinished(name: str, state: LabState, how: str) -> str:
+    return (
+        f"'down' of lab {name!r} {how}. Left: {'; '.join(leftovers(name, state)) or 'nothing that labctl can see'}. "
+        f"Fix: run 'labctl down --name {name}' again; it removes what is left."
+    )
 
 
 def restart(lab: Lab, hosts: list[str], say: Say = _quiet) -> None:
@@ -350,8 +455,57 @@ def status(lab: Lab) -> list[dict[str, Any]]:
     return rows
 
 
-def running_labs() -> dict[str, dict[str, Any]]:
-    return all_labs()
+def all_lab_rows() -> list[dict[str, Any]]:
+    """Every lab, found by its state and by its labels: a lab with containers but no state, or with a
+    damaged state file, is listed with its problem, never hidden."""
+    labs = all_labs()
+    found: dict[str, dict[str, list[str]]] = {}
+    for provider_name in provider_names():
+        try:
+            for name, res in get_provider(provider_name).labs().items():
+                entry = found.setdefault(name, {"hosts": [], "networks": []})
+                entry["hosts"] += res["hosts"]
+                entry["networks"] += res["networks"]
+        except LabError:  # e.g. podman is not installed: what the state says still shows
+            continue
+    rows = []
+    for name in sorted(set(labs) | set(found)):
+        data = labs.get(name)
+        problem = ""
+        if data is None:
+            phase = "no state"
+            problem = (
+                f"no state in {state_root()} (lost, or kept under another LABCTL_STATE_DIR); "
+                f"'labctl up -f LAB.yml' repairs it, 'labctl down --name {name}' removes it"
+            )
+        elif data.get("phase") == "damaged":
+            phase = "damaged"
+            problem = f"its state file is damaged; 'labctl down --name {name}' removes the lab"
+        else:
+            phase = str(data.get("phase"))
+        rows.append(
+            {
+                "name": name,
+                "phase": phase,
+                "containers": len(found.get(name, {}).get("hosts", [])),
+                "topology_file": (data or {}).get("topology_file"),
+                "problem": problem,
+            }
+        )
+    return rows
+
+
+def status_from_labels(name: str, topo: Topology | None) -> list[dict[str, Any]]:
+    """Status of a lab that has no state: its hosts, found by their labels."""
+    live: dict[str, HostInfo] = {}
+    for provider_name in provider_names():
+        with contextlib.suppress(LabError):
+            live.update(get_provider(provider_name).list(name))
+    if not live:
+        require(None, LabState(name))
+    if topo is not None:
+        return status(Lab(topo))
+    return [{"name": h, "groups": [], "addresses": {}, "state": i.state} for h, i in sorted(live.items())]
 
 
 def host_details(lab: Lab, host: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -113,10 +114,11 @@ class FabricRunner:
         self._conns.clear()
 
 
-def wait_for_ssh(address: str, timeout: float = 60.0, port: int = 22) -> bool:
-    """Wait until the host's SSH server sends its banner; False after timeout seconds."""
+def wait_for_ssh(address: str, timeout: float = 60.0, port: int = 22, alive: Callable[[], bool] = lambda: True) -> bool:
+    """Wait until the host's SSH server sends its banner; False after timeout seconds, or as soon as
+    alive() says the host is gone (a container that exited during start)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and alive():
         try:
             with socket.create_connection((address, port), timeout=2) as sock:
                 sock.settimeout(2)

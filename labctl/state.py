@@ -139,11 +139,11 @@ class LabState:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.dir, 0o700)
 
-    def ensure_keypair(self) -> None:
-        """Generate the lab's own SSH keypair once (0600)."""
+    def ensure_keypair(self) -> bool:
+        """Generate the lab's own SSH keypair once (0600); True when a new one was made."""
         self.ensure_dir()
         if self.key.exists() and self.pubkey.exists():
-            return
+            return False
         for path in (self.key, self.pubkey):
             remove_inside_root(path)
         result = subprocess.run(
@@ -155,6 +155,7 @@ class LabState:
         if result.returncode != 0:
             raise LabError(f"ssh-keygen failed: {result.stderr.strip()}. Fix: install openssh-client.")
         os.chmod(self.key, 0o600)
+        return True
 
     def remove(self) -> None:
         remove_inside_root(self.dir)
@@ -180,13 +181,16 @@ class LabState:
 
 
 def all_labs() -> dict[str, dict[str, Any]]:
-    """Every lab that has a state file: name -> state."""
+    """Every lab that has a state file: name -> state. A damaged state file is listed, not hidden:
+    {"name", "phase": "damaged", "error"}."""
     root = state_root()
     out: dict[str, dict[str, Any]] = {}
     if not root.is_dir():
         return out
     for child in sorted(root.iterdir()):
         if is_lab_name(child.name) and child.is_dir() and (child / "state.json").exists():
-            with contextlib.suppress(LabError):
+            try:
                 out[child.name] = LabState(child.name).read()
+            except LabError as exc:
+                out[child.name] = {"name": child.name, "phase": "damaged", "error": str(exc)}
     return out

@@ -114,6 +114,17 @@ def status_table(lab: str, rows: list[dict[str, Any]]) -> None:
     out.print(table)
 
 
+def labs_table(labs: list[dict[str, Any]]) -> None:
+    table = Table(title="labs", title_justify="left")
+    for col in ("lab", "phase", "containers", "topology file / problem"):
+        table.add_column(col, overflow="fold")
+    for row in labs:
+        color = {"up": "green", "damaged": "red", "no state": "red"}.get(row["phase"], "yellow")
+        detail = row["problem"] or row["topology_file"] or "-"
+        table.add_row(row["name"], f"[{color}]{row['phase']}[/]", str(row["containers"]), detail)
+    out.print(table)
+
+
 def forwards_table(host: str, forwards: list[dict[str, Any]]) -> None:
     table = Table(title=f"port forwards on {host}", title_justify="left")
     for col in ("name", "protocol", "listen", "to"):

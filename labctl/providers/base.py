@@ -18,7 +18,6 @@ class HostSpec:
     networks: dict[str, str]  # network -> address, in order
     image: str | None = None  # None: the provider's own base image
     extra_hosts: dict[str, str] = field(default_factory=dict)  # name -> address for /etc/hosts
-    pubkey: str = ""  # path of the public key to authorize for root
     address: str | None = None  # static hosts: where they are reached
     user: str = "root"
     options: dict[str, Any] = field(default_factory=dict)  # backend-specific settings from the topology
@@ -63,6 +62,17 @@ class Provider(Protocol):
 
     def create(self, spec: HostSpec) -> None: ...
 
+    def authorize(self, lab: str, host: str, pubkey: str) -> None:
+        """Make pubkey (the text of a public key) the one root accepts on the running host, without SSH
+        (so a lab whose state, and with it the key, was lost can be repaired)."""
+        ...
+
+    def console(self, lab: str, host: str, lines: int = 15) -> str:
+        """The last lines of the host's console, for a host that exited."""
+        ...
+
+    def exit_code(self, lab: str, host: str) -> int | None: ...
+
     def start(self, lab: str, host: str) -> None: ...
 
     def stop(self, lab: str, host: str) -> None: ...
@@ -71,6 +81,14 @@ class Provider(Protocol):
 
     def destroy_lab(self, lab: str) -> list[str]:
         """Remove every resource carrying the lab's label; returns what was removed."""
+        ...
+
+    def labs(self) -> dict[str, dict[str, list[str]]]:
+        """Every lab found by its labels alone (no state needed): lab -> {"hosts": [...], "networks": [...]}."""
+        ...
+
+    def reserved(self) -> list[tuple[str, str]]:
+        """(what, subnet) on this machine that a lab must not overlap and that belongs to no lab."""
         ...
 
     def address(self, spec: HostSpec) -> str:

@@ -13,7 +13,9 @@ import shlex
 import subprocess
 from typing import Any
 
+from labctl import hostlimits, hostnet
 from labctl.errors import LabError
+from labctl.hostnet import Reserved
 from labctl.names import is_host_name, is_lab_name
 from labctl.providers import image, register
 from labctl.providers.base import HostInfo, HostSpec, NetworkSpec, Say
@@ -21,6 +23,14 @@ from labctl.providers.base import HostInfo, HostSpec, NetworkSpec, Say
 LABEL = "labctl.lab"
 # Below the host's hard limits (podman's defaults fail with EPERM without CAP_SYS_RESOURCE).
 ULIMITS = ("nofile=16384:16384", "nproc=32768:32768")
+# The lab's key is copied into the host, not mounted from the state directory: a host keeps working
+# (and restarting) when that directory is lost, and `up` puts a new key in. Hosts made by older
+# labctl versions bind-mounted the key file: that mount is dropped first.
+AUTHORIZE = (
+    "set -e; umount /root/.ssh/authorized_keys 2>/dev/null || true; install -d -m 700 /root/.ssh; "
+    "cat > /root/.ssh/.authorized_keys.labctl; chmod 600 /root/.ssh/.authorized_keys.labctl; "
+    "mv -f /root/.ssh/.authorized_keys.labctl /root/.ssh/authorized_keys"
+)
 
 
 SEPARATOR = "_"  # between the lab's name and its host's or network's: neither may contain it
@@ -67,9 +77,11 @@ def mac_address(address: str) -> str:
     return "02:4c:" + ":".join(f"{o:02x}" for o in octets)
 
 
-def _podman(*args: str, check: bool = True, what: str = "") -> subprocess.CompletedProcess[str]:
+def _podman(
+    *args: str, check: bool = True, what: str = "", stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     try:
-        result = subprocess.run(["podman", *args], capture_output=True, text=True, check=False)
+        result = subprocess.run(["podman", *args], capture_output=True, text=True, check=False, input=stdin)
     except FileNotFoundError:
         raise LabError("podman is not installed. Fix: apt-get install podman runc.") from None
     if check and result.returncode != 0:
@@ -103,7 +115,11 @@ class PodmanProvider:
         self._default_image: str | None = None
 
     def prepare(self, hosts: list[HostSpec], say: Say) -> None:
-        """Build the base image when a host uses it and it is missing."""
+        """Raise the host's inotify limits if the hosts about to start need more (before anything is
+        made), then build the base image when a host uses it and it is missing."""
+        if hosts:
+            running = {h for h, info in self.list(hosts[0].lab).items() if info.state == "running"}
+            hostlimits.ensure_inotify(len([h for h in hosts if h.name not in running]), say)
         if any(h.image is None for h in hosts):
             self._default_image = image.build(progress=say)
 
@@ -200,8 +216,6 @@ class PodmanProvider:
             _label(spec.lab),
             "--label",
             f"labctl.host={spec.name}",
-            "--volume",
-            f"{spec.pubkey}:/root/.ssh/authorized_keys:ro",
         ]
         for limit in ULIMITS:
             args += ["--ulimit", limit]
@@ -215,6 +229,28 @@ class PodmanProvider:
             self._default_image = image.image_tag()
         args.append(spec.image or self._default_image or "")
         _podman(*args, what=f"to create host {spec.name!r}")
+
+    def authorize(self, lab: str, host: str, pubkey: str) -> None:
+        """Make pubkey the key root accepts, through podman exec (works while SSH refuses the lab's key)."""
+        _podman(
+            "exec",
+            "-i",
+            container_name(lab, host),
+            "sh",
+            "-c",
+            AUTHORIZE,
+            stdin=pubkey,
+            what=f"to put the lab's SSH key into host {host!r}",
+        )
+
+    def console(self, lab: str, host: str, lines: int = 15) -> str:
+        """The last lines of the host's console (what systemd printed before it exited)."""
+        result = _podman("logs", "--tail", str(lines), container_name(lab, host), check=False)
+        return (result.stdout + result.stderr).strip()
+
+    def exit_code(self, lab: str, host: str) -> int | None:
+        result = _podman("inspect", "--format", "{{.State.ExitCode}}", container_name(lab, host), check=False)
+        return int(result.stdout.strip()) if result.returncode == 0 and result.stdout.strip().isdigit() else None
 
     def start(self, lab: str, host: str) -> None:
         _podman("start", container_name(lab, host), what=f"to start host {host!r}")
@@ -237,6 +273,23 @@ class PodmanProvider:
             _podman("network", "rm", "--force", *nets, what=f"to remove the networks of lab {lab!r}")
             removed += [f"network {n}" for n in nets]
         return removed
+
+    def labs(self) -> dict[str, dict[str, list[str]]]:
+        """Every lab that has labelled resources, found by label alone: lab -> {hosts, networks}."""
+        out: dict[str, dict[str, list[str]]] = {}
+        items = json.loads(_podman("ps", "-a", "--format", "json", "--filter", f"label={LABEL}").stdout or "[]")
+        for item in items:
+            labels = item.get("Labels") or {}
+            if labels.get(LABEL):
+                entry = out.setdefault(labels[LABEL], {"hosts": [], "networks": []})
+                entry["hosts"].append(labels.get("labctl.host") or item["Names"][0])
+        for lab, nets in self.networks().items():
+            out.setdefault(lab, {"hosts": [], "networks": []})["networks"] += sorted(nets)
+        return out
+
+    def reserved(self) -> list[Reserved]:
+        """Subnets on this host that are not a labctl lab's: other podman networks, host routes."""
+        return hostnet.foreign(_network_list(), hostnet.host_routes(), LABEL)
 
     def address(self, spec: HostSpec) -> str:
         return next(iter(spec.networks.values()))

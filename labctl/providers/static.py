@@ -27,6 +27,15 @@ class StaticProvider:
     def create(self, spec: HostSpec) -> None:
         return None
 
+    def authorize(self, lab: str, host: str, pubkey: str) -> None:
+        return None  # static hosts have keys of their own
+
+    def console(self, lab: str, host: str, lines: int = 15) -> str:
+        return ""
+
+    def exit_code(self, lab: str, host: str) -> int | None:
+        return None
+
     def start(self, lab: str, host: str) -> None:
         return None
 
@@ -37,6 +46,12 @@ class StaticProvider:
         return None
 
     def destroy_lab(self, lab: str) -> list[str]:
+        return []
+
+    def labs(self) -> dict[str, dict[str, list[str]]]:
+        return {}  # nothing of a static lab carries a label
+
+    def reserved(self) -> list[tuple[str, str]]:
         return []
 
     def address(self, spec: HostSpec) -> str:

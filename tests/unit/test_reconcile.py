@@ -42,6 +42,21 @@ class FakeProvider:
     def stop(self, lab: str, host: str) -> None:
         self.hosts[host] = "stopped"
 
+    def authorize(self, lab: str, host: str, pubkey: str) -> None:
+        self.calls.append(("authorize", host))
+
+    def console(self, lab: str, host: str, lines: int = 15) -> str:
+        return ""
+
+    def exit_code(self, lab: str, host: str) -> int | None:
+        return None
+
+    def labs(self) -> dict[str, dict[str, list[str]]]:
+        return {}
+
+    def reserved(self) -> list[tuple[str, str]]:
+        return []
+
     def destroy(self, lab: str, host: str) -> None:
         self.calls.append(("destroy", host))
         del self.hosts[host]
