@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from labctl import inventory, iptables, paths
+from labctl import inventory, inventory_vars, iptables, paths
 from labctl.ansible_run import PlaybookRun, Progress, run_playbook
 from labctl.errors import LabError
 from labctl.providers import HostInfo, HostSpec, NetworkSpec, Provider, get_provider, provider_names
@@ -132,7 +132,8 @@ class Lab:
         return FabricRunner(targets)
 
     def write_config(self) -> None:
-        write_atomic(self.state.inventory, inventory.render(self.topo, self.state, self.addresses()))
+        user = inventory_vars.load()
+        write_atomic(self.state.inventory, inventory.render(self.topo, self.state, self.addresses(), user))
         write_atomic(self.state.ansible_cfg, inventory.render_cfg(self.state, forks=max(10, len(self.topo.hosts))))
 
     def save(self, phase: str) -> None:
