@@ -53,12 +53,15 @@ def server_and_client(ctx: Context) -> tuple[str, str]:
     return server, next((h for h in hosts if h != server), server)
 
 
-def _pattern(ctx: Context, server: str, pattern: str) -> dict[str, Any]:
-    """The role's settings of one pattern on the server (ports, counts); skip when it is off there."""
+def _serving(ctx: Context, pattern: str, *units: str) -> tuple[str, str, dict[str, Any]]:
+    """Server, client and the role's settings of one pattern on the server (ports, counts); skip when
+    the pattern is off there, fail (with the journal) when one of its units is not running."""
+    server, client = server_and_client(ctx)
     settings: dict[str, Any] = ctx.fact(server, SERVICE)[pattern]
     if not settings["enabled"]:
         raise CheckSkipped(f"zeromq_{pattern}_enabled is false on {server}")
-    return settings
+    _active(ctx, server, *units)
+    return server, client, settings
 
 
 def _active(ctx: Context, server: str, *units: str) -> None:
@@ -105,11 +108,13 @@ def parse_reports(result: Result) -> list[dict[str, Any]]:
     return out
 
 
-def _one_report(result: Result, host: str) -> dict[str, Any]:
+def _report(ctx: Context, host: str, command: str, timeout: float) -> tuple[Result, dict[str, Any]]:
+    """Run a script on host and return its result and its (last) JSON report; fail when it printed none."""
+    result = ctx.run(host, command, timeout=timeout)
     reports = parse_reports(result)
     if not reports:
         raise CheckFailed(f"{host}: no report (exit {result.exited})", result.command, result.output)
-    return reports[-1]
+    return result, reports[-1]
 
 
 @_check("zmq_version, pyzmq and the C toolchain")
@@ -137,15 +142,12 @@ def versions(ctx: Context) -> str:
 
 @_check("req-rep echo round trips")
 def req_rep(ctx: Context) -> str:
-    server, client = server_and_client(ctx)
-    echo = _pattern(ctx, server, "echo")
-    _active(ctx, server, "labctl-zmq-echo")
+    server, client, echo = _serving(ctx, "echo", "labctl-zmq-echo")
     ep = endpoint(ctx, client, server, echo["port"])
     cmd = script(
         ctx, client, "echo_client.py", 30, connect=ep, requests=ECHO_REQUESTS, timeout=5, tag=f"smoke-{client}"
     )
-    res = ctx.run(client, cmd, timeout=45)
-    rep = _one_report(res, client)
+    res, rep = _report(ctx, client, cmd, 45)
     if rep.get("echoed") != ECHO_REQUESTS or rep.get("received") != ECHO_REQUESTS:
         raise CheckFailed(
             f"{client} -> {ep}: {rep.get('echoed')}/{ECHO_REQUESTS} requests echoed: {rep.get('errors', [])[:3]}",
@@ -157,16 +159,13 @@ def req_rep(ctx: Context) -> str:
 
 @_check("pub-sub envelope filtering")
 def pub_sub(ctx: Context) -> str:
-    server, client = server_and_client(ctx)
-    pubsub = _pattern(ctx, server, "pubsub")
-    _active(ctx, server, "labctl-zmq-psenvpub")
+    server, client, pubsub = _serving(ctx, "pubsub", "labctl-zmq-psenvpub")
     keys = [str(k) for k in pubsub["keys"]]
     ep = endpoint(ctx, client, server, pubsub["port"])
     wait = 5 + 3 * PUBSUB_MESSAGES * float(pubsub["interval"])
     key = keys[0]
     cmd = script(ctx, client, "psenvsub.py", wait + 10, connect=ep, key=key, count=PUBSUB_MESSAGES, timeout=wait)
-    res = ctx.run(client, cmd, timeout=wait + 20)
-    rep = _one_report(res, client)
+    res, rep = _report(ctx, client, cmd, wait + 20)
     if rep.get("received") != PUBSUB_MESSAGES or rep.get("keys") != {key: PUBSUB_MESSAGES}:
         raise CheckFailed(
             f"subscriber for {key!r} on {client}: wanted {PUBSUB_MESSAGES} messages all under {key!r}, "
@@ -183,8 +182,7 @@ def pub_sub(ctx: Context) -> str:
     # The filter is only meaningful if the other keys are really published: an unfiltered subscriber sees them.
     count = 3 * len(keys)
     cmd_all = script(ctx, client, "psenvsub.py", wait + 10, connect=ep, key="", count=count, timeout=wait)
-    res_all = ctx.run(client, cmd_all, timeout=wait + 20)
-    rep_all = _one_report(res_all, client)
+    res_all, rep_all = _report(ctx, client, cmd_all, wait + 20)
     if set(rep_all.get("keys", {})) != set(keys) or rep_all.get("bad"):
         raise CheckFailed(
             f"unfiltered subscriber on {client}: keys {sorted(rep_all.get('keys', {}))}, expected {sorted(keys)}",
@@ -196,9 +194,7 @@ def pub_sub(ctx: Context) -> str:
 
 @_check("synchronized pub-sub: no lost first message")
 def sync_pub_sub(ctx: Context) -> str:
-    server, client = server_and_client(ctx)
-    syncpub = _pattern(ctx, server, "syncpub")
-    _active(ctx, server, "labctl-zmq-syncpub")
+    server, client, syncpub = _serving(ctx, "syncpub", "labctl-zmq-syncpub")
     subscribers = int(syncpub["subscribers"])
     messages = int(syncpub["messages"])
     pub = endpoint(ctx, client, server, syncpub["port"])
@@ -231,10 +227,8 @@ def sync_pub_sub(ctx: Context) -> str:
 
 @_check("pipeline: ventilator, workers, sink, kill signal")
 def pipeline(ctx: Context) -> str:
-    server, client = server_and_client(ctx)
-    pipe = _pattern(ctx, server, "pipeline")
+    server, client, pipe = _serving(ctx, "pipeline", "labctl-zmq-sink")
     sink_status = ctx.fact(server, SERVICE)["sink_status"]
-    _active(ctx, server, "labctl-zmq-sink")
     token = f"zsmoke{uuid.uuid4().hex[:10]}"
     pattern = shlex.quote(f"[{token[0]}]{token[1:]}")  # never matches the shell running pgrep itself
     vent_ep, sink_ep, control_ep = (
@@ -262,8 +256,7 @@ def pipeline(ctx: Context) -> str:
             batch=token,
             timeout=20,
         )
-        res = ctx.run(server, vent, timeout=60)
-        rep = _one_report(res, server)
+        res, rep = _report(ctx, server, vent, 60)
         if rep.get("sent") != PIPELINE_TASKS or rep.get("error"):
             raise CheckFailed(
                 f"ventilator on {server}: sent {rep.get('sent')}/{PIPELINE_TASKS} tasks to {rep.get('workers')} "
@@ -332,9 +325,7 @@ def pipeline(ctx: Context) -> str:
 
 @_check("shared queue: ROUTER/DEALER broker and workers")
 def shared_queue(ctx: Context) -> str:
-    server, client = server_and_client(ctx)
-    queue = _pattern(ctx, server, "queue")
-    _active(ctx, server, "labctl-zmq-broker", "labctl-zmq-worker")
+    server, client, queue = _serving(ctx, "queue", "labctl-zmq-broker", "labctl-zmq-worker")
     workers = int(queue["workers"])
     ep = endpoint(ctx, client, server, queue["frontend_port"])
     parts = [
