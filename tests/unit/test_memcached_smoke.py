@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from labctl.smoke.base import CheckFailed, Context
-from labctl.smoke.memcached import Endpoint, endpoints, parse_mem_test, parse_memcstat, verify_spread
+from labctl.smoke.base import CheckFailed, CheckSkipped, Context
+from labctl.smoke.memcached import Endpoint, _sasl, endpoints, parse_mem_test, parse_memcstat, verify_spread
 from tests.unit.conftest import FakeRunner, MakeCtx, lab_host_vars, role_fact
 
 MEMCSTAT = """Server: 198.18.60.10 (11211)
@@ -81,3 +81,26 @@ def test_verify_spread_rejects_counters_that_disagree_with_the_client() -> None:
     after = {"10.0.0.1:11211": _stats(205, 201), "10.0.0.1:11212": _stats(0, 0)}
     problem = verify_spread(EPS, {"10.0.0.1:11211": 108, "10.0.0.1:11212": 92}, BEFORE, after, 200)
     assert "total_items grew by 200" in problem and "total_items grew by 0" in problem
+
+
+@pytest.mark.parametrize(
+    ("password", "expect"),
+    [("S3cret", ("memcached", "S3cret")), ("{{ lookup('env', 'MC_PW') }}", None), (None, None)],
+)
+def test_sasl_credentials_come_from_the_fact_and_a_literal_password(
+    make_ctx: MakeCtx, runner: FakeRunner, password: str | None, expect: tuple[str, str] | None
+) -> None:
+    hostvars = {"db": {"memcached_sasl_password": password}} if password else {}
+    ctx = make_ctx(GROUPS, ADDRESSES, hostvars)
+    host_vars = lab_host_vars("db", GROUPS, ADDRESSES)
+    runner.fact("db", "memcached", role_fact("memcached", host_vars, memcached_sasl_enabled=True))
+    if expect:
+        assert _sasl(ctx) == expect
+    else:
+        with pytest.raises(CheckSkipped, match="memcached_sasl_password is not a literal"):
+            _sasl(ctx)
+
+
+def test_sasl_off_needs_no_password(ctx: Context, runner: FakeRunner) -> None:
+    runner.fact("db", "memcached", role_fact("memcached", lab_host_vars("db", GROUPS, ADDRESSES)))
+    assert _sasl(ctx) is None
