@@ -13,6 +13,7 @@ from dataclasses import asdict
 from typing import NoReturn
 
 from labctl import inventory, lab, ui
+from labctl.cli_args import lab_args
 from labctl.errors import LabError
 from labctl.providers import image
 from labctl.smoke.context import context_for
@@ -42,11 +43,6 @@ def _seconds(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
     return value
-
-
-def _lab_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-f", "--file", metavar="LAB.yml", help="topology file (default: labs/default.yml)")
-    parser.add_argument("--name", metavar="NAME", help="act on the lab of this name (from its state)")
 
 
 def _running(args: argparse.Namespace) -> lab.Lab:
@@ -239,45 +235,45 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = verb("up", cmd_up, "create or reconcile the lab's hosts, converge them, run the smoke checks")
-    _lab_args(p)
+    lab_args(p)
     p.add_argument("--no-provision", action="store_true", help="only create and start the hosts")
     p.add_argument("--no-smoke", action="store_true", help="skip the smoke checks at the end")
 
     p = verb("provision", cmd_provision, "converge a running lab with playbooks/site.yml")
-    _lab_args(p)
+    lab_args(p)
 
     p = verb("smoke", cmd_smoke, "run the smoke checks against a running lab")
-    _lab_args(p)
+    lab_args(p)
     p.add_argument("--only", action="append", metavar="SERVICE", help="only this service (repeatable)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
     p = verb("status", cmd_status, "show the lab's hosts, groups, addresses and state")
-    _lab_args(p)
+    lab_args(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--all", action="store_true", help="list every lab: by its state and by its labels")
     p.add_argument("--host", help="show only this host")
 
     p = verb("exec", cmd_exec, "run a command on one host over SSH; exits with its exit code")
-    _lab_args(p)
+    lab_args(p)
     p.add_argument("--timeout", type=_seconds, default=3600, help="seconds before the command is stopped")
     p.add_argument("host")
     p.add_argument("command", nargs="*", help="-- COMMAND [ARGS...] (labctl's options go before '--')")
 
     p = verb("ssh", cmd_ssh, "open an interactive SSH session on a host")
-    _lab_args(p)
+    lab_args(p)
     p.add_argument("host")
     p.add_argument("command", nargs="*", help="optional: -- COMMAND [ARGS...] (labctl's options go before '--')")
 
     p = verb("restart", cmd_restart, "stop and start hosts (all by default), as a reboot would")
-    _lab_args(p)
+    lab_args(p)
     p.add_argument("hosts", nargs="*", metavar="HOST")
 
     p = verb("inventory", cmd_inventory, "print the path of the lab's Ansible inventory")
-    _lab_args(p)
+    lab_args(p)
     p.add_argument("--json", action="store_true", help="print paths and connection vars as JSON")
 
     p = verb("down", cmd_down, "remove every container, network, key and state file of the lab")
-    _lab_args(p)
+    lab_args(p)
 
     p = verb("image", lambda _a: 2, "manage the base image")
     isub = p.add_subparsers(dest="image_verb", required=True, metavar="ACTION")

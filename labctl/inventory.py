@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from labctl.inventory_vars import InventoryVars
 from labctl.paths import PLUGINS_DIR, ROLES_DIR
 from labctl.runtime import control_path_dir
 from labctl.state import LabState
@@ -42,8 +43,18 @@ def lab_vars(topo: Topology, state: LabState) -> dict[str, Any]:
     }
 
 
-def render(topo: Topology, state: LabState, addresses: dict[str, str]) -> str:
-    """The inventory as YAML: groups, per-group and per-host vars, and lab-wide labctl_* vars."""
+def user_vars(topo: Topology, state: LabState, host: str, address: str, user: InventoryVars) -> dict[str, Any]:
+    """What inventory/ gives the host, less every variable the topology or labctl sets for it."""
+    taken = set(lab_vars(topo, state)) | set(host_vars(topo, state, host, address)) | set(topo.hostvars(host))
+    return {k: v for k, v in user.for_host(host, topo.hosts[host].groups).items() if k not in taken}
+
+
+def render(topo: Topology, state: LabState, addresses: dict[str, str], user: InventoryVars | None = None) -> str:
+    """The inventory as YAML: groups, per-group and per-host vars, and lab-wide labctl_* vars.
+
+    The variables of inventory/ (``user``) go into each host's vars, except those the topology
+    sets (see labctl.inventory_vars for the precedence)."""
+    user = user or InventoryVars()
     all_vars = lab_vars(topo, state)
     all_vars.update(topo.vars)
     children: dict[str, Any] = {}
@@ -58,7 +69,13 @@ def render(topo: Topology, state: LabState, addresses: dict[str, str]) -> str:
     inventory = {
         "all": {
             "vars": all_vars,
-            "hosts": {name: host_vars(topo, state, name, addresses[name]) for name in topo.hosts},
+            "hosts": {
+                name: {
+                    **user_vars(topo, state, name, addresses[name], user),
+                    **host_vars(topo, state, name, addresses[name]),
+                }
+                for name in topo.hosts
+            },
             "children": children,
         }
     }

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from labctl import hostnet, inventory, iptables, paths, runtime
+from labctl import hostnet, inventory, inventory_vars, iptables, paths, runtime
 from labctl.ansible_run import PlaybookRun, Progress, run_playbook
 from labctl.errors import Interrupted, LabError
 from labctl.names import validate_lab_name
@@ -137,7 +137,8 @@ class Lab:
 
     def write_config(self) -> None:
         runtime.ensure_control_dir(self.state)
-        write_atomic(self.state.inventory, inventory.render(self.topo, self.state, self.addresses()))
+        user = inventory_vars.load()
+        write_atomic(self.state.inventory, inventory.render(self.topo, self.state, self.addresses(), user))
         write_atomic(self.state.ansible_cfg, inventory.render_cfg(self.state, forks=max(10, len(self.topo.hosts))))
 
     def save(self, phase: str) -> None:

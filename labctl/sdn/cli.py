@@ -2,8 +2,8 @@
 
     labctl sdn [-f LAB.yml | --name LAB] [--url URL] [--host HOST] ACTION ...
 
-The API address is the first sdn_controller host's lab address and sdn_controller_rest_port (8080),
-unless --url is given. Results are printed as JSON.
+The API URL is the one the sdn_controller role recorded on the host (its fact: rest_url), unless
+--url is given. Results are printed as JSON.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import json
 import sys
 from typing import Any
 
+from labctl.cli_args import lab_args
 from labctl.errors import LabError
 from labctl.sdn.client import SdnApiError, SdnClient
+from labctl.smoke.base import CheckFailed
 
 GROUP = "sdn_controller"
 
@@ -34,8 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="manage the sliceable switch's slices (REST API of the sdn controller)",
         description="Manage the sliceable switch's slices of a running lab through the controller's REST API.",
     )
-    p.add_argument("-f", "--file", metavar="LAB.yml", help="topology file (default: labs/default.yml)")
-    p.add_argument("--name", metavar="NAME", help="act on the lab of this name (from its state)")
+    lab_args(p)
     p.add_argument("--url", help="REST API base URL (default: from the lab's sdn_controller host)")
     p.add_argument("--host", help="sdn_controller host to talk to (default: the first)")
     p.set_defaults(fn=cmd_sdn)
@@ -85,7 +86,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def api_url(args: argparse.Namespace) -> str:
-    """--url, else http://<sdn_controller host's lab address>:<sdn_controller_rest_port>."""
+    """--url, else the REST URL the sdn_controller role recorded in its fact on the host."""
     if args.url:
         return str(args.url)
     from labctl import lab  # late: only needed when the URL comes from a lab
@@ -100,10 +101,12 @@ def api_url(args: argparse.Namespace) -> str:
     host = args.host or hosts[0]
     if host not in hosts:
         raise LabError(f"sdn: {host!r} is not in group {GROUP}. Fix: use one of: {', '.join(hosts)}.")
-    address = ctx.var(host, "sdn_controller_rest_address")
-    if not isinstance(address, str) or "{" in address:
-        address = ctx.address(host)
-    return f"http://{address}:{int(ctx.var(host, 'sdn_controller_rest_port', 8080))}"
+    try:
+        return str(ctx.fact(host, GROUP)["rest_url"])
+    except CheckFailed as exc:
+        raise LabError(f"sdn: {exc}") from None
+    finally:
+        ctx.runner.close()
 
 
 def run_action(client: SdnClient, args: argparse.Namespace) -> Any:

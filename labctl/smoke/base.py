@@ -6,10 +6,15 @@ A check takes a :class:`Context` and on success returns None or a short message 
 table, e.g. a version or counts); it raises :class:`CheckFailed`
 (with the command and its output) or :class:`CheckSkipped` (with the reason).
 The same functions run from ``labctl smoke`` and from Molecule's verify step.
+
+Role settings come from the role itself, never from copies of its defaults: every role writes what it
+resolved as a local fact (``/etc/ansible/facts.d/<role>.fact``) and checks read it with
+:meth:`Context.fact`.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labctl.remote import Result, Runner
+
+FACTS_DIR = "/etc/ansible/facts.d"
 
 __all__ = ["CheckFailed", "CheckResult", "CheckSkipped", "Context", "Result", "Runner", "check"]
 
@@ -43,6 +50,7 @@ class Context:
     addresses: dict[str, dict[str, str]]  # host -> network -> address
     hostvars: dict[str, dict[str, Any]]  # host -> merged topology vars (group vars, then host vars)
     runner: Runner
+    _facts: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
 
     def hosts(self, group: str) -> list[str]:
         """Hosts of a group, in topology order (empty if the group has none)."""
@@ -63,8 +71,38 @@ class Context:
         return self.address(dst)
 
     def var(self, host: str, name: str, default: Any = None) -> Any:
-        """A topology variable as the host sees it, or the role default given."""
+        """A labctl_* or topology variable as the inventory gives it to the host (never a role's setting:
+        those are templated and resolved by Ansible; read them with :meth:`fact`)."""
         return self.hostvars.get(host, {}).get(name, default)
+
+    def fact(self, host: str, role: str) -> dict[str, Any]:
+        """The settings a role resolved on a host: its local fact /etc/ansible/facts.d/<role>.fact (JSON).
+
+        Every role writes one; checks read role settings from it, never from role defaults. Read once
+        per host and role, then cached. Fails the check when the role has not run on the host."""
+        key = (host, role)
+        if key not in self._facts:
+            path = f"{FACTS_DIR}/{role}.fact"
+            command = f"cat {path}"
+            result = self.run(host, command, timeout=30)
+            if not result.ok:
+                raise CheckFailed(
+                    f"role {role} has not run on host {host} (no {path}); Fix: labctl provision --name {self.lab}",
+                    command,
+                    result.output,
+                )
+            try:
+                data = json.loads(result.stdout)
+            except ValueError:
+                data = None
+            if not isinstance(data, dict):
+                raise CheckFailed(
+                    f"{host}: {path} is not a JSON object; Fix: labctl provision --name {self.lab}",
+                    command,
+                    result.stdout,
+                )
+            self._facts[key] = data
+        return self._facts[key]
 
     def run(self, host: str, command: str, timeout: float = 120, stdin: str | None = None) -> Result:
         return self.runner.run(host, command, timeout=timeout, stdin=stdin)

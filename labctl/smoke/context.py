@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from labctl import inventory
+from labctl import inventory, inventory_vars
 from labctl.lab import Lab
 from labctl.smoke.base import Context
 
@@ -13,9 +13,11 @@ def context_for(lab: Lab) -> Context:
     groups["all"] = list(topo.hosts)
     ssh = lab.addresses()
     lab_vars = inventory.lab_vars(topo, lab.state)
+    user = inventory_vars.load()
     hostvars = {}
     for name in topo.hosts:
         hv = dict(lab_vars)
+        hv.update(inventory.user_vars(topo, lab.state, name, ssh[name], user))
         hv.update(inventory.host_vars(topo, lab.state, name, ssh[name]))
         hv.update(topo.hostvars(name))
         hostvars[name] = hv

@@ -20,7 +20,6 @@ from labctl.smoke.base import CheckFailed, CheckSkipped, Context, check
 SERVICE = "memcached"
 GROUP = "memcached"
 CLIENT_GROUP = "memcached_clients"
-DEFAULT_INSTANCES = [{"port": 11211}, {"port": 11212}]
 KEYS = 200
 WORKDIR = "/tmp/labctl-memcached"
 FILES = Path(__file__).parent / "files"
@@ -36,21 +35,12 @@ class Endpoint:
         return f"{self.address}:{self.port}"
 
 
-def _listen_address(ctx: Context, server: str) -> str:
-    """Where the role makes the instances listen: memcached_listen_address if the topology sets it
-    to a literal, else the host's first lab address (labctl_address, the role's default)."""
-    value = ctx.var(server, "memcached_listen_address")
-    if isinstance(value, str) and value and "{{" not in value:
-        return value
-    return ctx.address(server)
-
-
 def endpoints(ctx: Context) -> list[Endpoint]:
+    """Every instance of every server, as the role deployed it (its fact)."""
     out: list[Endpoint] = []
     for server in ctx.hosts(GROUP):
-        default = _listen_address(ctx, server)
-        for inst in ctx.var(server, "memcached_instances", DEFAULT_INSTANCES) or []:
-            out.append(Endpoint(server, str(inst.get("listen_address") or default), int(inst["port"])))
+        for inst in ctx.fact(server, SERVICE)["instances"]:
+            out.append(Endpoint(server, str(inst["listen_address"]), int(inst["port"])))
     return out
 
 
@@ -62,12 +52,14 @@ def clients(ctx: Context) -> list[str]:
 def _sasl(ctx: Context) -> tuple[str, str] | None:
     """SASL credentials when the servers require them (None when SASL is off)."""
     server = ctx.hosts(GROUP)[0]
-    if not ctx.var(server, "memcached_sasl_enabled", False):
+    sasl = ctx.fact(server, SERVICE)["sasl"]
+    if not sasl["enabled"]:
         return None
+    # A secret is never in a fact: the password comes from the topology file, as a literal.
     password = ctx.var(server, "memcached_sasl_password")
-    if not password or "{{" in str(password):
-        raise CheckSkipped("SASL is on but memcached_sasl_password is not in the topology file")
-    return str(ctx.var(server, "memcached_sasl_user", "memcached")), str(password)
+    if not isinstance(password, str) or not password or "{{" in password:
+        raise CheckSkipped("SASL is on but memcached_sasl_password is not a literal in the topology file")
+    return str(sasl["user"]), password
 
 
 def parse_memcstat(text: str) -> dict[str, dict[str, str]]:

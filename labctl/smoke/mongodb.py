@@ -1,9 +1,11 @@
 """MongoDB: the seed's shell session (via pymongo on a client) and its C driver example.
 
-The server may be missing on purpose: MongoDB's repository is unreachable in some labs, and the
-role then records "not installed: source unreachable: URL" in /etc/labctl/mongodb.state and only
-provisions the client side. Server checks are then skipped with that reason, while the C program
-is still compiled, linked and run against a closed port (a clean connection error).
+The role's settings (port, users, files, the controller's secrets dir) come from its fact,
+``ctx.fact(host, "mongodb")``. The server may be missing on purpose: MongoDB's repository is
+unreachable in some labs, and the role then records "not installed: source unreachable: URL" in its
+state file (/etc/labctl/mongodb.state) and only provisions the client side. Server checks are then
+skipped with that reason, while the C program is still compiled, linked and run against a closed
+port (a clean connection error).
 Passwords come from the lab's state dir on the controller (secrets/mongodb_app) and reach the
 client on stdin only: never on a command line, never in a result.
 """
@@ -27,27 +29,8 @@ FILES = Path(__file__).parent / "files"
 C_SOURCE = FILES / "mongodb_test.c"
 SESSION_SCRIPT = FILES / "mongodb_session.py"
 
-STATE_FILE = "/etc/labctl/mongodb.state"
 REMOTE_DIR = "/tmp/labctl-mongodb"
-DEFAULTS: dict[str, Any] = {
-    "mongodb_port": 27017,
-    "mongodb_app_user": "labapp",
-    "mongodb_app_database": "test",
-    "mongodb_replset_name": "",
-    "mongodb_state_file": STATE_FILE,
-    "mongodb_test_bin": "/usr/local/bin/mongodb_test",
-    "mongodb_test_src": "/usr/local/src/labctl/mongodb_test.c",
-    "mongodb_limit_nofile": 16000,
-}
 COLLECTION = "foo"
-
-
-def _var(ctx: Context, host: str, name: str) -> Any:
-    value = ctx.var(host, name, DEFAULTS[name])
-    # Topology vars may hold Jinja meant for Ansible; the smoke side only understands literals.
-    if isinstance(value, str) and "{{" in value:
-        return DEFAULTS[name]
-    return value
 
 
 def skip_reason(marker: str | None, has_mongod: bool) -> str | None:
@@ -57,7 +40,7 @@ def skip_reason(marker: str | None, has_mongod: bool) -> str | None:
         url = text.split("source unreachable:", 1)[1].strip() if "source unreachable:" in text else ""
         return f"not installed: source unreachable ({url})" if url else text
     if not text and not has_mongod:
-        return f"not installed: no mongod and no {STATE_FILE} (the mongodb role has not run here)"
+        return "not installed: no mongod and no state file (the mongodb role did not finish here)"
     return None
 
 
@@ -74,7 +57,7 @@ def _server(ctx: Context) -> str:
     if not hosts:
         raise CheckSkipped(f"no host in group {GROUP!r}")
     host = hosts[0]
-    state_file = _var(ctx, host, "mongodb_state_file")
+    state_file = ctx.fact(host, SERVICE)["state_file"]
     marker = ctx.run(host, f"cat {shlex.quote(state_file)} 2>/dev/null", timeout=30)
     has_mongod = ctx.run(host, "command -v mongod", timeout=30).ok
     reason = skip_reason(marker.stdout if marker.ok else None, has_mongod)
@@ -92,13 +75,7 @@ def _client(ctx: Context) -> str:
 
 def app_password(ctx: Context, server: str) -> str:
     """The application user's password, from the lab's state dir on the controller."""
-    secrets_dir = ctx.var(server, "mongodb_secrets_dir")
-    if not secrets_dir or "{{" in str(secrets_dir):
-        state_dir = ctx.var(server, "labctl_state_dir")
-        if not state_dir:
-            raise CheckFailed("labctl_state_dir is unknown: cannot find the generated MongoDB passwords")
-        secrets_dir = Path(state_dir) / "secrets"
-    path = Path(secrets_dir) / "mongodb_app"
+    path = Path(ctx.fact(server, SERVICE)["secrets_dir"]) / "mongodb_app"
     try:
         password = path.read_text().split()[0]
     except (OSError, IndexError):
@@ -110,14 +87,15 @@ def app_password(ctx: Context, server: str) -> str:
 
 def connection(ctx: Context, server: str, client: str, password: str) -> dict[str, Any]:
     """What the client-side programs need to log in as the application user."""
+    fact = ctx.fact(server, SERVICE)
     return {
         "host": ctx.reach(client, server),
-        "port": int(_var(ctx, server, "mongodb_port")),
-        "db": _var(ctx, server, "mongodb_app_database"),
+        "port": int(fact["port"]),
+        "db": fact["app_database"],
         "collection": COLLECTION,
-        "user": _var(ctx, server, "mongodb_app_user"),
+        "user": fact["app_user"],
         "password": password,
-        "replset": _var(ctx, server, "mongodb_replset_name") or "",
+        "replset": fact["replset_name"] or "",
     }
 
 
@@ -221,8 +199,8 @@ def c_program_builds(ctx: Context) -> None:
             f"gcc -std=c99 -Wall -Wextra -Werror -o {exe} {src} $(pkg-config --cflags --libs libmongoc-1.0)",
             timeout=120,
         )
-        installed_bin = _var(ctx, client, "mongodb_test_bin")
-        installed_src = _var(ctx, client, "mongodb_test_src")
+        installed_bin = ctx.fact(client, SERVICE)["test_bin"]
+        installed_src = ctx.fact(client, SERVICE)["test_src"]
         want = hashlib.sha256(C_SOURCE.read_bytes()).hexdigest()
         got = ctx.sh(client, f"sha256sum {shlex.quote(installed_src)}").stdout.split()[0]
         if got != want:
@@ -252,7 +230,8 @@ def c_program_builds(ctx: Context) -> None:
 def server_running(ctx: Context) -> None:
     server = _server(ctx)
     ctx.sh(server, "systemctl is-active mongod")
-    port = int(_var(ctx, server, "mongodb_port"))
+    fact = ctx.fact(server, SERVICE)
+    port = int(fact["port"])
     listening = ctx.sh(server, f"ss -ltnH 'sport = :{port}'").stdout
     for addr in (ctx.address(server), "127.0.0.1"):
         if f"{addr}:{port}" not in listening:
@@ -260,7 +239,7 @@ def server_running(ctx: Context) -> None:
     conf = ctx.sh(server, "cat /etc/mongod.conf").stdout
     if "authorization: enabled" not in conf:
         raise CheckFailed(f"{server}: /etc/mongod.conf does not enable authorization", "cat /etc/mongod.conf", conf)
-    nofile = int(_var(ctx, server, "mongodb_limit_nofile"))
+    nofile = int(fact["limit_nofile"])
     limits = ctx.sh(server, "cat /proc/$(systemctl show -p MainPID --value mongod)/limits").stdout
     line = next((x for x in limits.splitlines() if x.startswith("Max open files")), "")
     if line.split()[3:4] != [str(nofile)]:
@@ -294,7 +273,7 @@ def seed_session(ctx: Context) -> None:
 def c_program_reads(ctx: Context) -> None:
     _server_host, client, conn = _conn(ctx)
     before = _session(ctx, client, "count", conn)
-    exe = shlex.quote(_var(ctx, client, "mongodb_test_bin"))
+    exe = shlex.quote(ctx.fact(client, SERVICE)["test_bin"])
     res = ctx.run(client, f"{exe} - {COLLECTION}", timeout=60, stdin=uri(conn) + "\n")
     out = redact(res.output, conn["password"])
     if not res.ok:

@@ -3,7 +3,7 @@ the chroot, unrouted paths get 404, and both restarting mongrel2 and restarting 
 
 Requests come from another lab host (the first one outside the mongrel2 group, else the web host
 itself) with Python's http.client, so the client needs nothing but python3. What to test (ports,
-routes, units, static files) is read from the role's local fact /etc/ansible/facts.d/mongrel2.fact,
+routes, units, static files) is read from the role's local fact (``ctx.fact(web, "mongrel2")``),
 so overridden role variables are honoured.
 """
 
@@ -20,21 +20,14 @@ from labctl.smoke.base import CheckFailed, Context, check
 SERVICE = "mongrel2"
 GROUP = "mongrel2"
 
-FACT = "/etc/ansible/facts.d/mongrel2.fact"
 RESTART_TIMEOUT = 30.0
 _CLIENT = (Path(__file__).parent / "files" / "mongrel2_http.py").read_text()
 
 
 def _deployment(ctx: Context, web: str) -> dict[str, Any]:
-    res = ctx.run(web, f"cat {FACT}")
-    if not res.ok:
-        raise CheckFailed(f"{web}: {FACT} missing: is the mongrel2 role applied?", f"cat {FACT}", res.output)
-    try:
-        dep = json.loads(res.stdout)
-    except ValueError as exc:
-        raise CheckFailed(f"{web}: {FACT} is not JSON ({exc})", f"cat {FACT}", res.stdout) from exc
+    dep = ctx.fact(web, SERVICE)
     if not dep.get("servers"):
-        raise CheckFailed(f"{web}: {FACT} lists no servers", f"cat {FACT}", res.stdout)
+        raise CheckFailed(f"{web}: the mongrel2 fact lists no servers", output=json.dumps(dep))
     return dep
 
 

@@ -5,8 +5,9 @@ The nat_gateway role configures the gateway (group ``nat_gateway``) between two 
 (``nat_gateway_inside_network`` / ``nat_gateway_outside_network``, default ``inside`` / ``outside``).
 The checks use the other lab hosts on those networks as clients and servers: throwaway TCP
 endpoints (files/nat_gateway_probe.py, started with ``systemd-run ... timeout``) so nothing is left
-running. Every value comes from the context: addresses from the topology, settings from the
-host's variables with the role's defaults.
+running. Addresses of the other hosts come from the topology; the gateway's settings (networks,
+forwards with their resolved targets, filter rules, accounting chain, files) from the role's fact
+``ctx.fact(gw, "nat_gateway")``.
 
 Also provides :func:`forwards`, a pure function listing a gateway's port forwards (for
 ``labctl status --host <gw>``).
@@ -19,7 +20,7 @@ import ipaddress
 import re
 import secrets
 import shlex
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,29 +30,6 @@ from labctl.smoke.base import CheckFailed, CheckSkipped, Context, Result, check
 
 SERVICE = "nat_gateway"
 GROUP = "nat_gateway"
-
-# The role's defaults (roles/nat_gateway/defaults/main.yml) for the variables the checks read.
-DEFAULTS: dict[str, Any] = {
-    "nat_gateway_outside_network": "outside",
-    "nat_gateway_inside_network": "inside",
-    "nat_gateway_snat_mode": "masquerade",
-    "nat_gateway_forwards": [{"name": "web", "protocol": "tcp", "port": 80, "to_host": "web", "to_port": 6767}],
-    "nat_gateway_filter_rules": [
-        {
-            "name": "block-outbound-2323",
-            "protocol": "tcp",
-            "source": "inside",
-            "destination_port": 2323,
-            "jump": "DROP",
-            "log": True,
-        }
-    ],
-    "nat_gateway_log_prefix": "labctl-drop: ",
-    "nat_gateway_accounting_chain": "TRAFFIC_ACCT",
-    "nat_gateway_accounting_protocols": ["tcp", "udp", "icmp"],
-    "nat_gateway_sysctl_file": "/etc/sysctl.d/60-labctl-nat-gateway.conf",
-    "nat_gateway_rules_file": "/etc/iptables/rules.v4",
-}
 
 _PROBE_TEXT = (Path(__file__).parent / "files" / "nat_gateway_probe.py").read_text()
 _PROBE = "/tmp/labctl-nat-gateway-probe.py"
@@ -63,74 +41,20 @@ _IPT = "iptables -w 5"
 # Pure helpers (unit-tested)
 
 
-def setting(hostvars: Mapping[str, Any], name: str) -> Any:
-    """A role variable as the host sets it, else the role default (templated values fall back too)."""
-    value = hostvars.get(name, DEFAULTS.get(name))
-    if isinstance(value, str) and "{{" in value:
-        return DEFAULTS.get(name)
-    return value
-
-
-def host_address(addresses: Mapping[str, str], prefer: str) -> str | None:
-    """A host's address on network `prefer`, else its first address."""
-    if prefer in addresses:
-        return addresses[prefer]
-    return next(iter(addresses.values()), None)
-
-
-def forwards(source: Context | Mapping[str, Any] | str, host: str | None = None) -> list[dict[str, Any]]:
-    """A gateway's port forwards as a list of dicts, for ``labctl status --host <gw>``.
-
-    ``source`` is one of:
-      - the output of ``iptables -t nat -S`` (or ``iptables-save``) on the gateway: what is really
-        in force; every DNAT rule is listed (the name comes from the role's rule comment, else
-        ``<proto>/<port>``);
-      - the gateway's inventory host variables (``nat_gateway_forwards`` with the role default,
-        ``labctl_addresses``, and ``labctl_hosts`` if present to resolve ``to_host``): what is configured;
-      - a smoke :class:`Context` (``host`` = the gateway; default: the first host of group nat_gateway).
+def forwards(rules: str) -> list[dict[str, Any]]:
+    """A gateway's port forwards in force, for ``labctl status --host <gw>``, from the output of
+    ``iptables -t nat -S`` (or ``iptables-save``) on it: every DNAT rule is listed (the name comes
+    from the role's rule comment, else ``<proto>/<port>``).
 
     Each item: ``{"name", "protocol", "address", "port", "to_host", "to_address", "to_port"}``
-    (``address`` is the gateway's outside address the forward listens on; unknown values are None).
+    (``address`` is the address the forward listens on; unknown values are None).
     """
-    if isinstance(source, str):
-        return forwards_from_rules(source)
-    if isinstance(source, Context):
-        gw = host or next(iter(source.hosts(GROUP)), None)
-        if gw is None:
-            return []
-        hostvars = dict(source.hostvars.get(gw, {}))
-        hostvars.setdefault("labctl_addresses", source.addresses.get(gw, {}))
-        hostvars.setdefault("labctl_hosts", source.addresses)
-        return _forwards_from_vars(hostvars)
-    return _forwards_from_vars(source)
+    return forwards_from_rules(rules)
 
 
-def _forwards_from_vars(hostvars: Mapping[str, Any]) -> list[dict[str, Any]]:
-    addresses = hostvars.get("labctl_addresses") or {}
-    outside = setting(hostvars, "nat_gateway_outside_network")
-    inside = setting(hostvars, "nat_gateway_inside_network")
-    listen = setting(hostvars, "nat_gateway_outside_address") if "nat_gateway_outside_address" in hostvars else None
-    listen = listen or addresses.get(outside) or hostvars.get("ansible_host")
-    lab_hosts = hostvars.get("labctl_hosts") or {}
-    out = []
-    for fwd in setting(hostvars, "nat_gateway_forwards") or []:
-        to_host = fwd.get("to_host")
-        to_address = fwd.get("to_address")
-        if not to_address and to_host in lab_hosts:
-            to_address = host_address(lab_hosts[to_host], inside)
-        port = int(fwd["port"])
-        out.append(
-            {
-                "name": fwd.get("name"),
-                "protocol": fwd.get("protocol") or "tcp",
-                "address": listen,
-                "port": port,
-                "to_host": to_host,
-                "to_address": to_address,
-                "to_port": int(fwd.get("to_port") or port),
-            }
-        )
-    return out
+def configured_forwards(fact: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The forwards the role configured (its fact), in the same shape as :func:`forwards`."""
+    return [dict(fwd, address=fact["outside_address"]) for fwd in fact.get("forwards", [])]
 
 
 def matches(spec: str | None, host: str, address: str, host_networks: set[str], networks: set[str]) -> bool:
@@ -164,7 +88,7 @@ def normalized_rules(text: str) -> list[str]:
 @dataclass
 class Gateway:
     host: str
-    vars: dict[str, Any]
+    fact: dict[str, Any]  # what the role resolved on the gateway
     outside_net: str
     inside_net: str
     outside_address: str
@@ -172,16 +96,12 @@ class Gateway:
     inside_hosts: list[str]  # other hosts with an address on the inside network
     outside_hosts: list[str]  # other hosts with an address on the outside network
 
-    def get(self, name: str) -> Any:
-        return setting(self.vars, name)
-
 
 def _gateways(ctx: Context) -> list[Gateway]:
     gws = []
     for gw in ctx.hosts(GROUP):
-        hv = ctx.hostvars.get(gw, {})
-        out_net = setting(hv, "nat_gateway_outside_network")
-        in_net = setting(hv, "nat_gateway_inside_network")
+        fact = ctx.fact(gw, SERVICE)
+        out_net, in_net = fact["outside_network"], fact["inside_network"]
         addrs = ctx.addresses.get(gw, {})
         if out_net not in addrs or in_net not in addrs:
             raise CheckFailed(f"{gw}: not on both networks {out_net!r} and {in_net!r} (it is on {sorted(addrs)})")
@@ -189,11 +109,11 @@ def _gateways(ctx: Context) -> list[Gateway]:
         gws.append(
             Gateway(
                 host=gw,
-                vars=dict(hv),
+                fact=fact,
                 outside_net=out_net,
                 inside_net=in_net,
-                outside_address=addrs[out_net],
-                inside_address=addrs[in_net],
+                outside_address=fact["outside_address"],
+                inside_address=fact["inside_address"],
                 inside_hosts=[h for h in others if in_net in ctx.addresses.get(h, {})],
                 outside_hosts=[h for h in others if out_net in ctx.addresses.get(h, {})],
             )
@@ -218,6 +138,59 @@ def _rule(rules: list[Rule], comment: str, gw: str, chain: str) -> Rule:
             return rule
     listing = "\n".join(f"-A {r.chain} {r.spec}" for r in rules)
     raise CheckFailed(f"{gw}: no rule with comment {comment!r} in {chain}", f"iptables -v -S {chain}", listing)
+
+
+class Counters:
+    """Packet counters of a chain on the gateway, read now (before the traffic): one per rule comment,
+    or with ``by_protocol`` one per protocol. :meth:`grown` reads them again and fails the check
+    unless every one of them grew."""
+
+    def __init__(
+        self, ctx: Context, gw: str, chain: str, keys: list[str], table: str = "filter", by_protocol: bool = False
+    ) -> None:
+        self.ctx, self.gw, self.chain, self.keys, self.table = ctx, gw, chain, keys, table
+        self.by_protocol = by_protocol
+        self.command = f"iptables -t {table} -v -S {chain}"
+        self.rules: list[Rule] = []
+        self.before = self.after = self._read()
+
+    def _read(self) -> dict[str, int]:
+        self.rules = _rules(self.ctx, self.gw, self.chain, self.table)
+        if not self.by_protocol:
+            return {key: self.rule(key).packets for key in self.keys}
+        counts = _counts(self.rules)
+        missing = [key for key in self.keys if key not in counts]
+        if missing:
+            raise CheckFailed(f"{self.gw}: {self.chain} has no counter for {missing}", self.command, str(counts))
+        return {key: counts[key] for key in self.keys}
+
+    def rule(self, comment: str) -> Rule:
+        """The rule with this comment, as last read."""
+        return _rule(self.rules, comment, self.gw, self.chain)
+
+    def grown(self, what: str, wait: float = 0) -> None:
+        """Fail unless every counter grew since construction (polling up to `wait` seconds)."""
+
+        def grew() -> bool:
+            self.after = self._read()
+            return all(self.after[key] > self.before[key] for key in self.keys)
+
+        if grew():
+            return
+        if wait:
+            with contextlib.suppress(CheckFailed):
+                self.ctx.wait_until(f"{self.gw}: {what} grows", grew, timeout=wait)
+                return
+        stuck = [
+            f"{key!r} {self.before[key]} -> {self.after[key]}"
+            for key in self.keys
+            if self.after[key] <= self.before[key]
+        ]
+        raise CheckFailed(
+            f"{self.gw}: {what} counted nothing ({'; '.join(stuck)} packets)",
+            self.command,
+            "\n".join(f"-A {r.chain} {r.spec}" for r in self.rules),
+        )
 
 
 @dataclass
@@ -289,14 +262,14 @@ def forwarding_and_saved(ctx: Context) -> None:
         value = ctx.sh(gw.host, "sysctl -n net.ipv4.ip_forward", timeout=15).stdout.strip()
         if value != "1":
             raise CheckFailed(f"{gw.host}: net.ipv4.ip_forward is {value}", "sysctl -n net.ipv4.ip_forward", value)
-        sysctl_file = gw.get("nat_gateway_sysctl_file")
+        sysctl_file = gw.fact["sysctl_file"]
         cmd = f"grep -Es '^net.ipv4.ip_forward *= *1' {shlex.quote(sysctl_file)}"
         if not ctx.run(gw.host, cmd, timeout=15).ok:
             raise CheckFailed(f"{gw.host}: {sysctl_file} does not enable forwarding at boot", cmd)
         enabled = ctx.run(gw.host, "systemctl is-enabled netfilter-persistent.service", timeout=15).stdout.strip()
         if enabled != "enabled":
             raise CheckFailed(f"{gw.host}: netfilter-persistent is {enabled!r}: the rules would not load at boot")
-        rules_file = gw.get("nat_gateway_rules_file")
+        rules_file = gw.fact["rules_file"]
         running = normalized_rules(ctx.sh(gw.host, "iptables-save", timeout=20).stdout)
         saved = normalized_rules(ctx.sh(gw.host, f"cat {shlex.quote(rules_file)}", timeout=15).stdout)
         if running != saved:
@@ -317,9 +290,9 @@ def snat(ctx: Context) -> None:
         _need(gw)
         client, server_host = gw.inside_hosts[0], gw.outside_hosts[0]
         target = ctx.address(server_host, gw.outside_net)
-        mode = gw.get("nat_gateway_snat_mode")
+        mode = gw.fact["snat_mode"]
         comment = f"{COMMENT} {mode}"
-        before = _rule(_rules(ctx, gw.host, "POSTROUTING", "nat"), comment, gw.host, "POSTROUTING")
+        counter = Counters(ctx, gw.host, "POSTROUTING", [comment], table="nat")
         with _server(ctx, server_host, [_SNAT_PORT]) as srv:
             res = _connect(ctx, client, target, _SNAT_PORT)
             conns = srv.connections(ctx)
@@ -336,15 +309,10 @@ def snat(ctx: Context) -> None:
                 f"{res.output}\nserver log: {conns}",
             )
         _check_arrived_unchanged(ctx, gw, client, res, target)
-        after = _rule(_rules(ctx, gw.host, "POSTROUTING", "nat"), comment, gw.host, "POSTROUTING")
-        if after.packets <= before.packets:
-            raise CheckFailed(
-                f"{gw.host}: the {mode} rule counted nothing ({before.packets} -> {after.packets} packets)",
-                "iptables -t nat -v -S POSTROUTING",
-                after.spec,
-            )
-        if mode == "snat" and f"--to-source {gw.outside_address}" not in after.spec:
-            raise CheckFailed(f"{gw.host}: SNAT rule does not use {gw.outside_address}", "", after.spec)
+        counter.grown(f"the {mode} rule")
+        spec = counter.rule(comment).spec
+        if mode == "snat" and f"--to-source {gw.outside_address}" not in spec:
+            raise CheckFailed(f"{gw.host}: SNAT rule does not use {gw.outside_address}", "", spec)
 
 
 def conntrack_source(table: str, dst: str, sport: int, dport: int) -> str | None:
@@ -384,15 +352,14 @@ def dnat(ctx: Context) -> None:
         _need(gw, inside=False)
         client = gw.outside_hosts[0]
         client_addr = ctx.address(client, gw.outside_net)
-        hostvars = dict(gw.vars, labctl_addresses=ctx.addresses[gw.host], labctl_hosts=ctx.addresses)
-        for fwd in forwards(hostvars):
+        for fwd in configured_forwards(gw.fact):
             if fwd["protocol"] != "tcp":
                 continue
             target = fwd["to_host"] if fwd["to_host"] in ctx.addresses else None
             if target is None:
                 target = next((h for h, a in ctx.addresses.items() if fwd["to_address"] in a.values()), None)
             comment = f"{COMMENT} forward {fwd['name']}"
-            before = _rule(_rules(ctx, gw.host, "PREROUTING", "nat"), comment, gw.host, "PREROUTING")
+            counter = Counters(ctx, gw.host, "PREROUTING", [comment], table="nat")
             what = f"{client} -> {gw.host} {gw.outside_address}:{fwd['port']} -> {fwd['to_address']}:{fwd['to_port']}"
             if target is not None and not _listening(ctx, target, fwd["to_port"]):
                 with _server(ctx, target, [fwd["to_port"]]) as srv:
@@ -411,13 +378,7 @@ def dnat(ctx: Context) -> None:
                 res = _connect(ctx, client, gw.outside_address, fwd["port"], read=False)
                 if res.exited != 0:
                     raise CheckFailed(f"{what}: connection failed", res.command, res.output)
-            after = _rule(_rules(ctx, gw.host, "PREROUTING", "nat"), comment, gw.host, "PREROUTING")
-            if after.packets <= before.packets:
-                raise CheckFailed(
-                    f"{gw.host}: forward {fwd['name']} counted nothing ({before.packets} -> {after.packets})",
-                    "iptables -t nat -v -S PREROUTING",
-                    after.spec,
-                )
+            counter.grown(f"forward {fwd['name']}")
             tested += 1
     if not tested:
         raise CheckSkipped("no TCP port forward configured")
@@ -430,7 +391,7 @@ def filtered(ctx: Context) -> None:
         _need(gw)
         rules = [
             r
-            for r in gw.get("nat_gateway_filter_rules") or []
+            for r in gw.fact["filter_rules"]
             if (r.get("protocol") or "") == "tcp"
             and r.get("destination_port")
             and (r.get("jump") or "DROP") in ("DROP", "REJECT")
@@ -446,12 +407,11 @@ def filtered(ctx: Context) -> None:
             passing = next(p for p in range(port + 1, port + 100) if p not in blocked)
             target = ctx.address(server_host, gw.outside_net)
             comment = f"{COMMENT} filter {rule['name']}"
-            before = _rules(ctx, gw.host, "FORWARD")
+            counter = Counters(ctx, gw.host, "FORWARD", [comment + " log", comment] if rule.get("log") else [comment])
             with _server(ctx, server_host, [port, passing]) as srv:
                 dropped = _connect(ctx, client, target, port, timeout=3)
                 passed = _connect(ctx, client, target, passing, timeout=5)
                 conns = srv.connections(ctx)
-            after = _rules(ctx, gw.host, "FORWARD")
             want = "timeout" if (rule.get("jump") or "DROP") == "DROP" else "refused"
             if dropped.stdout.strip() != want or any(p == port for _, p in conns):
                 raise CheckFailed(
@@ -467,17 +427,9 @@ def filtered(ctx: Context) -> None:
                     passed.command,
                     passed.output,
                 )
-            for suffix in (" log", "") if rule.get("log") else ("",):
-                b = _rule(before, comment + suffix, gw.host, "FORWARD")
-                a = _rule(after, comment + suffix, gw.host, "FORWARD")
-                if a.packets <= b.packets:
-                    raise CheckFailed(
-                        f"{gw.host}: rule {comment + suffix!r} counted nothing ({b.packets} -> {a.packets} packets)",
-                        "iptables -v -S FORWARD",
-                        a.spec,
-                    )
-                if suffix and "-j LOG" not in a.spec:
-                    raise CheckFailed(f"{gw.host}: {comment + suffix!r} is not a LOG rule", "", a.spec)
+            counter.grown(f"filter rule {rule['name']}")
+            if rule.get("log") and "-j LOG" not in (log := counter.rule(comment + " log")).spec:
+                raise CheckFailed(f"{gw.host}: {comment + ' log'!r} is not a LOG rule", "", log.spec)
             tested += 1
     if not tested:
         raise CheckSkipped("no TCP filter rule with a destination port that a lab host pair can exercise")
@@ -498,25 +450,12 @@ def _counts(rules: list[Rule]) -> dict[str, int]:
     return out
 
 
-def _grown(
-    ctx: Context, gw: str, chain: str, protocols: list[str], before: dict[str, int], after: dict[str, int]
-) -> Callable[[], bool]:
-    """A probe: have the chain's counters of every protocol grown? (fills `after`)"""
-
-    def probe() -> bool:
-        after.clear()
-        after.update(_counts(_rules(ctx, gw, chain)))
-        return all(after.get(p, 0) > before.get(p, 0) for p in protocols)
-
-    return probe
-
-
 @check("accounting chain counts forwarded traffic")
 def accounting(ctx: Context) -> None:
     for gw in _gateways(ctx):
         _need(gw)
-        chain = gw.get("nat_gateway_accounting_chain")
-        protocols = list(gw.get("nat_gateway_accounting_protocols") or [])
+        chain = gw.fact["accounting_chain"]
+        protocols = list(gw.fact["accounting_protocols"])
         first = next(
             (ln for ln in ctx.sh(gw.host, f"{_IPT} -S FORWARD", timeout=15).stdout.splitlines() if ln.startswith("-A")),
             "",
@@ -525,24 +464,11 @@ def accounting(ctx: Context) -> None:
             raise CheckFailed(f"{gw.host}: FORWARD does not jump to {chain} first", "iptables -S FORWARD", first)
         client, server_host = gw.inside_hosts[0], gw.outside_hosts[0]
         target = ctx.address(server_host, gw.outside_net)
-        before = _counts(_rules(ctx, gw.host, chain))
-        missing = [p for p in protocols if p not in before]
-        if missing:
-            raise CheckFailed(
-                f"{gw.host}: {chain} has no counter for {missing}", f"iptables -v -S {chain}", str(before)
-            )
+        counter = Counters(ctx, gw.host, chain, protocols, by_protocol=True)
         with _server(ctx, server_host, [_SNAT_PORT]) as srv:
             res = _connect(ctx, client, target, _SNAT_PORT)
         if srv.token not in res.stdout:
             raise CheckFailed(f"{client} -> {target}:{_SNAT_PORT} failed", res.command, res.output)
         # UDP to a closed port: the datagrams count as udp, the port-unreachable answers as icmp.
         ctx.sh(client, f"timeout 20 python3 {_PROBE} udp {target} {_SNAT_PORT + 1} --count 3", timeout=30)
-        after: dict[str, int] = {}
-        try:
-            ctx.wait_until(f"{chain} counters grow", _grown(ctx, gw.host, chain, protocols, before, after), timeout=5)
-        except CheckFailed as exc:
-            raise CheckFailed(
-                f"{gw.host}: {chain} counters did not all grow with traffic",
-                f"iptables -v -S {chain}",
-                f"before {before}\nafter  {after}",
-            ) from exc
+        counter.grown(f"{chain} (counters per protocol)", wait=5)

@@ -1,7 +1,9 @@
 """Sliceable switch checks: real packets between the emulated hosts (network namespaces) on the sdn host.
 
-Which hosts should reach each other is computed from the controller's live slices (read over its REST
-API) with the same slice function the controller runs (labctl.sdn.controller.slices), and then proven with ping.
+The controller's address, bridge and emulated hosts come from the role's fact
+(``ctx.fact(host, "sdn_controller")``). Which hosts should reach each other is computed from the
+controller's live slices (read over its REST API) with the same slice function the controller runs
+(labctl.sdn.controller.slices), and then proven with ping.
 Checks that change slices or options put everything back and verify the state is as they found it.
 """
 
@@ -12,6 +14,7 @@ import ipaddress
 import json
 import shlex
 from itertools import combinations
+from pathlib import Path
 from typing import Any
 
 from labctl.sdn.controller import slices as sl
@@ -21,44 +24,10 @@ SERVICE = "sdn_controller"
 GROUP = "sdn_controller"
 _SMOKE_MAC = "02:5a:5a:00:00:99"  # the temporary host of the restrict check, before it takes a bound MAC
 
-# Runs on the sdn host: one HTTP request to the REST API, prints {"status", "body"}.
-_HTTP = r"""
-import json, sys, urllib.error, urllib.request
-method, url, body = sys.argv[1], sys.argv[2], sys.argv[3]
-req = urllib.request.Request(url, method=method, data=body.encode() if body else None,
-                             headers={"Content-Type": "application/json"})
-try:
-    with urllib.request.urlopen(req, timeout=10) as r:
-        status, raw = r.status, r.read()
-except urllib.error.HTTPError as e:
-    status, raw = e.code, e.read()
-print(json.dumps({"status": status, "body": json.loads(raw) if raw.strip() else None}))
-"""
-
-# Runs on the sdn host: pings [[netns, address], ...] in parallel, prints a list of booleans.
-_PINGS = r"""
-import json, subprocess, sys
-from concurrent.futures import ThreadPoolExecutor
-pairs = json.loads(sys.argv[1])
-def ping(p):
-    cmd = ["ip", "netns", "exec", p[0], "ping", "-n", "-q", "-c", "3", "-i", "0.3", "-W", "1", p[1]]
-    return subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
-with ThreadPoolExecutor(8) as pool:
-    print(json.dumps(list(pool.map(ping, pairs))))
-"""
-
-# Runs on the sdn host: facts about every emulated host: {name: {port, mac, ip, prefix}}.
-_HOSTS = r"""
-import json, subprocess, sys
-out = {}
-for name in json.loads(sys.argv[1]):
-    run = lambda *c: subprocess.run(c, capture_output=True, text=True, check=True).stdout
-    port = int(run("ovs-vsctl", "get", "interface", name, "ofport"))
-    link = json.loads(run("ip", "-n", name, "-j", "link", "show", name))[0]
-    addr = [a for a in json.loads(run("ip", "-n", name, "-j", "-4", "addr", "show", name))[0]["addr_info"]]
-    out[name] = {"port": port, "mac": link["address"], "ip": addr[0]["local"], "prefix": addr[0]["prefixlen"]}
-print(json.dumps(out))
-"""
+FILES = Path(__file__).parent / "files"
+_HTTP = (FILES / "sdn_http.py").read_text()  # one REST request, run on the sdn host
+_PINGS = (FILES / "sdn_pings.py").read_text()  # pings in parallel between emulated hosts
+_HOSTS = (FILES / "sdn_hosts.py").read_text()  # port, MAC and address of each emulated host
 
 
 class Sdn:
@@ -66,13 +35,11 @@ class Sdn:
 
     def __init__(self, ctx: Context, host: str) -> None:
         self.ctx, self.host = ctx, host
-        address = ctx.var(host, "sdn_controller_rest_address")
-        if not isinstance(address, str) or "{" in address:
-            address = ctx.address(host)
-        self.url = f"http://{address}:{int(ctx.var(host, 'sdn_controller_rest_port', 8080))}"
-        self.bridge = ctx.var(host, "sdn_controller_bridge", "br0")
-        hosts = ctx.var(host, "sdn_controller_hosts")
-        names = [h["name"] for h in hosts] if hosts else ["h1", "h2", "h3", "h4", "h5"]
+        fact = ctx.fact(host, SERVICE)
+        self.url = str(fact["rest_url"])
+        self.bridge = str(fact["bridge"])
+        self.units = list(fact["units"])
+        names = [h["name"] for h in fact["hosts"]]
         self.hosts: dict[str, dict[str, Any]] = json.loads(ctx.python(host, _HOSTS, json.dumps(names)).stdout)
         raw = ctx.sh(host, f"ovs-vsctl get bridge {shlex.quote(self.bridge)} datapath_id").stdout
         self.dpid = int(raw.strip().strip('"'), 16)
@@ -174,7 +141,7 @@ def _matrix(sdn: Sdn) -> list[tuple[str, str, bool]]:
 @check("controller connected")
 def controller_connected(ctx: Context) -> None:
     for sdn in _sdn(ctx):
-        ctx.sh(sdn.host, "systemctl is-active sdn-controller.service sdn-hosts.service openvswitch-switch.service")
+        ctx.sh(sdn.host, "systemctl is-active " + " ".join(sdn.units))
         ctx.wait_until(f"{sdn.host}: {sdn.bridge} connected to its controller", sdn.connected, timeout=30)
         mode = ctx.sh(sdn.host, f"ovs-vsctl get bridge {sdn.bridge} fail_mode datapath_type protocols").stdout.split()
         if mode[:2] != ["secure", "netdev"] or "OpenFlow13" not in mode[2]:

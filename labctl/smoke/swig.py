@@ -2,7 +2,8 @@
 
 The role builds one module, ``example`` (example.c + example.i from the seed, plus the seed's
 pointer-argument ``add(double a, double b, double *result)`` wrapped with typemaps.i's
-``double *OUTPUT``), in ``swig_build_dir`` and puts a .pth file into the site dir.
+``double *OUTPUT``), in ``swig_build_dir`` and puts a .pth file into the site dir; what it built
+where is read from its fact (``ctx.fact(host, "swig")``).
 Every check imports it on the host the way a user would (``cd <build dir> && python3``, and
 from ``/`` through the .pth file) via files/swig_probe.py, and compares real return values.
 """
@@ -22,12 +23,11 @@ SERVICE = "swig"
 GROUP = "swig"
 
 _PROBE = (Path(__file__).parent / "files" / "swig_probe.py").read_text()
-_DEFAULT_BUILD_DIR = "/opt/swig-example"
 _PROBE_PATH = "/tmp/labctl-swig-probe.py"
 
 
 def _build_dir(ctx: Context, host: str) -> str:
-    return str(ctx.var(host, "swig_build_dir", _DEFAULT_BUILD_DIR))
+    return str(ctx.fact(host, SERVICE)["build_dir"])
 
 
 def _probe(ctx: Context, host: str, *exprs: str, cwd: str | None = None) -> dict[str, Any]:
@@ -97,9 +97,9 @@ def ctime_skew(c_text: str, py_text: str) -> float:
 @check("example module builds and imports")
 def imports(ctx: Context) -> None:
     for host in ctx.hosts(GROUP):
-        build = _build_dir(ctx, host).rstrip("/")
+        build = _build_dir(ctx, host)
         places = [build]
-        if ctx.var(host, "swig_install_pth", True):
+        if ctx.fact(host, SERVICE)["install_pth"]:
             places.append("/")  # through swig-example.pth in the site dir
         for cwd in places:
             data = _probe(ctx, host, "example.__name__", cwd=cwd)
@@ -131,7 +131,7 @@ def functions(ctx: Context) -> None:
 @check("My_variable through cvar")
 def my_variable(ctx: Context) -> None:
     for host in ctx.hosts(GROUP):
-        want = float(ctx.var(host, "swig_example_my_variable", 3.0))
+        want = float(ctx.fact(host, SERVICE)["example_my_variable"])
         read = "example.cvar.My_variable"
         write = 'setattr(example.cvar, "My_variable", 42.5) or example.cvar.My_variable'
         data = _probe(ctx, host, read, write)

@@ -22,33 +22,6 @@ SERVICE = "zeromq"
 GROUP = "zeromq"
 
 FILES = Path(__file__).parent / "files"
-SINK_STATUS = "/run/labctl-zmq-sink/status.json"
-
-# Role defaults (roles/zeromq/defaults/main.yml) for variables the topology does not set.
-DEFAULTS: dict[str, Any] = {
-    "zeromq_install_dir": "/opt/labctl-zmq",
-    "zeromq_echo_enabled": True,
-    "zeromq_echo_port": 5555,
-    "zeromq_pubsub_enabled": True,
-    "zeromq_pubsub_port": 5563,
-    "zeromq_pubsub_keys": ["A", "B"],
-    "zeromq_pubsub_interval": 0.2,
-    "zeromq_syncpub_enabled": True,
-    "zeromq_syncpub_port": 5561,
-    "zeromq_syncpub_sync_port": 5562,
-    "zeromq_syncpub_subscribers": 2,
-    "zeromq_syncpub_messages": 10000,
-    "zeromq_syncpub_round_timeout": 30,
-    "zeromq_pipeline_enabled": True,
-    "zeromq_pipeline_vent_port": 5557,
-    "zeromq_pipeline_sink_port": 5558,
-    "zeromq_pipeline_control_port": 5559,
-    "zeromq_queue_enabled": True,
-    "zeromq_queue_frontend_port": 5570,
-    "zeromq_queue_backend_port": 5571,
-    "zeromq_queue_workers": 2,
-}
-
 ECHO_REQUESTS = 50
 PUBSUB_MESSAGES = 10
 PIPELINE_TASKS = 200
@@ -70,33 +43,25 @@ def _check(name: str) -> Callable[[MessageCheck], MessageCheck]:
     return register
 
 
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "yes", "on", "1")
-    return bool(value)
-
-
-def _var(ctx: Context, host: str, name: str, default: Any = None) -> Any:
-    """A role variable as set in the topology, else the role default (templated values count as unset)."""
-    value = ctx.var(host, name, DEFAULTS.get(name, default))
-    if isinstance(value, str) and "{{" in value:
-        return DEFAULTS.get(name, default)
-    return value
-
-
 def server_and_client(ctx: Context) -> tuple[str, str]:
     """The host running the servers and the host the clients run on (another one when there is one)."""
     hosts = ctx.hosts(GROUP)
-    servers = [h for h in hosts if _truthy(_var(ctx, h, "zeromq_servers_enabled", h == hosts[0]))]
+    servers = [h for h in hosts if ctx.fact(h, SERVICE)["servers"]]
     if not servers:
         raise CheckSkipped("no zeromq host runs the servers (zeromq_servers_enabled is false everywhere)")
     server = servers[0]
     return server, next((h for h in hosts if h != server), server)
 
 
-def _need(ctx: Context, server: str, pattern: str) -> None:
-    if not _truthy(_var(ctx, server, f"zeromq_{pattern}_enabled")):
+def _serving(ctx: Context, pattern: str, *units: str) -> tuple[str, str, dict[str, Any]]:
+    """Server, client and the role's settings of one pattern on the server (ports, counts); skip when
+    the pattern is off there, fail (with the journal) when one of its units is not running."""
+    server, client = server_and_client(ctx)
+    settings: dict[str, Any] = ctx.fact(server, SERVICE)[pattern]
+    if not settings["enabled"]:
         raise CheckSkipped(f"zeromq_{pattern}_enabled is false on {server}")
+    _active(ctx, server, *units)
+    return server, client, settings
 
 
 def _active(ctx: Context, server: str, *units: str) -> None:
@@ -110,31 +75,24 @@ def _active(ctx: Context, server: str, *units: str) -> None:
             )
 
 
-def _bind(ctx: Context, server: str) -> str:
-    """The address the server's services bind to (role default: its lab address)."""
-    value = ctx.var(server, "zeromq_bind_address")
-    if not value or "{{" in str(value):
-        value = ctx.var(server, "labctl_address") or ctx.address(server)
-    return str(value)
-
-
 def _wildcard(address: str) -> bool:
     return address in ("*", "0.0.0.0")
 
 
 def endpoint(ctx: Context, src: str, server: str, port: Any) -> str:
     """tcp:// endpoint of a server port as seen from src."""
-    bind = _bind(ctx, server)
+    bind = str(ctx.fact(server, SERVICE)["bind_address"])
     if _wildcard(bind):
         bind = "127.0.0.1" if src == server else ctx.reach(src, server)
     return f"tcp://{bind}:{int(port)}"
 
 
-def _script(ctx: Context, server: str, script: str, *args: Any, timeout: float = 30) -> str:
-    """Command line running one of the role's scripts under timeout(1)."""
-    path = f"{_var(ctx, server, 'zeromq_install_dir')}/{script}"
-    argv = " ".join(shlex.quote(str(a)) for a in args)
-    return f"timeout {int(timeout)} python3 {shlex.quote(path)} {argv}"
+def script(ctx: Context, host: str, file: str, limit: float, /, **options: Any) -> str:
+    """Command line running one of the role's scripts on host under timeout(1) LIMIT seconds;
+    each option becomes ``--name value`` (underscores in the name become dashes)."""
+    path = f"{ctx.fact(host, SERVICE)['install_dir']}/{file}"
+    argv = [f"--{key.replace('_', '-')} {shlex.quote(str(value))}" for key, value in options.items()]
+    return " ".join([f"timeout {int(limit)} python3 {shlex.quote(path)}", *argv])
 
 
 def parse_reports(result: Result) -> list[dict[str, Any]]:
@@ -150,11 +108,13 @@ def parse_reports(result: Result) -> list[dict[str, Any]]:
     return out
 
 
-def _one_report(result: Result, host: str) -> dict[str, Any]:
+def _report(ctx: Context, host: str, command: str, timeout: float) -> tuple[Result, dict[str, Any]]:
+    """Run a script on host and return its result and its (last) JSON report; fail when it printed none."""
+    result = ctx.run(host, command, timeout=timeout)
     reports = parse_reports(result)
     if not reports:
         raise CheckFailed(f"{host}: no report (exit {result.exited})", result.command, result.output)
-    return reports[-1]
+    return result, reports[-1]
 
 
 @_check("zmq_version, pyzmq and the C toolchain")
@@ -182,26 +142,12 @@ def versions(ctx: Context) -> str:
 
 @_check("req-rep echo round trips")
 def req_rep(ctx: Context) -> str:
-    server, client = server_and_client(ctx)
-    _need(ctx, server, "echo")
-    _active(ctx, server, "labctl-zmq-echo")
-    ep = endpoint(ctx, client, server, _var(ctx, server, "zeromq_echo_port"))
-    cmd = _script(
-        ctx,
-        server,
-        "echo_client.py",
-        "--connect",
-        ep,
-        "--requests",
-        ECHO_REQUESTS,
-        "--timeout",
-        5,
-        "--tag",
-        f"smoke-{client}",
-        timeout=30,
+    server, client, echo = _serving(ctx, "echo", "labctl-zmq-echo")
+    ep = endpoint(ctx, client, server, echo["port"])
+    cmd = script(
+        ctx, client, "echo_client.py", 30, connect=ep, requests=ECHO_REQUESTS, timeout=5, tag=f"smoke-{client}"
     )
-    res = ctx.run(client, cmd, timeout=45)
-    rep = _one_report(res, client)
+    res, rep = _report(ctx, client, cmd, 45)
     if rep.get("echoed") != ECHO_REQUESTS or rep.get("received") != ECHO_REQUESTS:
         raise CheckFailed(
             f"{client} -> {ep}: {rep.get('echoed')}/{ECHO_REQUESTS} requests echoed: {rep.get('errors', [])[:3]}",
@@ -213,30 +159,13 @@ def req_rep(ctx: Context) -> str:
 
 @_check("pub-sub envelope filtering")
 def pub_sub(ctx: Context) -> str:
-    server, client = server_and_client(ctx)
-    _need(ctx, server, "pubsub")
-    _active(ctx, server, "labctl-zmq-psenvpub")
-    keys = [str(k) for k in _var(ctx, server, "zeromq_pubsub_keys")]
-    interval = float(_var(ctx, server, "zeromq_pubsub_interval"))
-    ep = endpoint(ctx, client, server, _var(ctx, server, "zeromq_pubsub_port"))
-    wait = 5 + 3 * PUBSUB_MESSAGES * interval
+    server, client, pubsub = _serving(ctx, "pubsub", "labctl-zmq-psenvpub")
+    keys = [str(k) for k in pubsub["keys"]]
+    ep = endpoint(ctx, client, server, pubsub["port"])
+    wait = 5 + 3 * PUBSUB_MESSAGES * float(pubsub["interval"])
     key = keys[0]
-    cmd = _script(
-        ctx,
-        server,
-        "psenvsub.py",
-        "--connect",
-        ep,
-        "--key",
-        key,
-        "--count",
-        PUBSUB_MESSAGES,
-        "--timeout",
-        wait,
-        timeout=wait + 10,
-    )
-    res = ctx.run(client, cmd, timeout=wait + 20)
-    rep = _one_report(res, client)
+    cmd = script(ctx, client, "psenvsub.py", wait + 10, connect=ep, key=key, count=PUBSUB_MESSAGES, timeout=wait)
+    res, rep = _report(ctx, client, cmd, wait + 20)
     if rep.get("received") != PUBSUB_MESSAGES or rep.get("keys") != {key: PUBSUB_MESSAGES}:
         raise CheckFailed(
             f"subscriber for {key!r} on {client}: wanted {PUBSUB_MESSAGES} messages all under {key!r}, "
@@ -252,22 +181,8 @@ def pub_sub(ctx: Context) -> str:
         )
     # The filter is only meaningful if the other keys are really published: an unfiltered subscriber sees them.
     count = 3 * len(keys)
-    cmd_all = _script(
-        ctx,
-        server,
-        "psenvsub.py",
-        "--connect",
-        ep,
-        "--key",
-        "",
-        "--count",
-        count,
-        "--timeout",
-        wait,
-        timeout=wait + 10,
-    )
-    res_all = ctx.run(client, cmd_all, timeout=wait + 20)
-    rep_all = _one_report(res_all, client)
+    cmd_all = script(ctx, client, "psenvsub.py", wait + 10, connect=ep, key="", count=count, timeout=wait)
+    res_all, rep_all = _report(ctx, client, cmd_all, wait + 20)
     if set(rep_all.get("keys", {})) != set(keys) or rep_all.get("bad"):
         raise CheckFailed(
             f"unfiltered subscriber on {client}: keys {sorted(rep_all.get('keys', {}))}, expected {sorted(keys)}",
@@ -279,28 +194,13 @@ def pub_sub(ctx: Context) -> str:
 
 @_check("synchronized pub-sub: no lost first message")
 def sync_pub_sub(ctx: Context) -> str:
-    server, client = server_and_client(ctx)
-    _need(ctx, server, "syncpub")
-    _active(ctx, server, "labctl-zmq-syncpub")
-    subscribers = int(_var(ctx, server, "zeromq_syncpub_subscribers"))
-    messages = int(_var(ctx, server, "zeromq_syncpub_messages"))
-    pub = endpoint(ctx, client, server, _var(ctx, server, "zeromq_syncpub_port"))
-    sync = endpoint(ctx, client, server, _var(ctx, server, "zeromq_syncpub_sync_port"))
+    server, client, syncpub = _serving(ctx, "syncpub", "labctl-zmq-syncpub")
+    subscribers = int(syncpub["subscribers"])
+    messages = int(syncpub["messages"])
+    pub = endpoint(ctx, client, server, syncpub["port"])
+    sync = endpoint(ctx, client, server, syncpub["sync_port"])
     wait = 20 + messages / 5000
-    one = _script(
-        ctx,
-        server,
-        "syncsub.py",
-        "--connect",
-        pub,
-        "--sync",
-        sync,
-        "--expect",
-        messages,
-        "--timeout",
-        wait,
-        timeout=wait + 5,
-    )
+    one = script(ctx, client, "syncsub.py", wait + 5, connect=pub, sync=sync, expect=messages, timeout=wait)
     cmd = f"for i in $(seq {subscribers}); do {one} & done; wait"
     res = ctx.run(client, cmd, timeout=wait + 20)
     reports = parse_reports(res)
@@ -327,57 +227,36 @@ def sync_pub_sub(ctx: Context) -> str:
 
 @_check("pipeline: ventilator, workers, sink, kill signal")
 def pipeline(ctx: Context) -> str:
-    server, client = server_and_client(ctx)
-    _need(ctx, server, "pipeline")
-    _active(ctx, server, "labctl-zmq-sink")
+    server, client, pipe = _serving(ctx, "pipeline", "labctl-zmq-sink")
+    sink_status = ctx.fact(server, SERVICE)["sink_status"]
     token = f"zsmoke{uuid.uuid4().hex[:10]}"
     pattern = shlex.quote(f"[{token[0]}]{token[1:]}")  # never matches the shell running pgrep itself
-    vent_port = _var(ctx, server, "zeromq_pipeline_vent_port")
-    sink_port = _var(ctx, server, "zeromq_pipeline_sink_port")
-    control = endpoint(ctx, client, server, _var(ctx, server, "zeromq_pipeline_control_port"))
+    vent_ep, sink_ep, control_ep = (
+        endpoint(ctx, client, server, pipe[port]) for port in ("vent_port", "sink_port", "control_port")
+    )
     workers = []
     for i in range(1, PIPELINE_WORKERS + 1):
-        one = _script(
-            ctx,
-            server,
-            "taskwork.py",
-            "--vent",
-            endpoint(ctx, client, server, vent_port),
-            "--sink",
-            endpoint(ctx, client, server, sink_port),
-            "--control",
-            control,
-            "--name",
-            f"{token}-w{i}",
-            "--idle-timeout",
-            60,
-            timeout=120,
+        name = f"{token}-w{i}"
+        one = script(
+            ctx, client, "taskwork.py", 120, vent=vent_ep, sink=sink_ep, control=control_ep, name=name, idle_timeout=60
         )
         workers.append(f"setsid nohup {one} > /tmp/{token}-w{i}.log 2>&1 < /dev/null &")
     start = " ".join(workers)
     try:
         ctx.sh(client, start, timeout=30)
-        bind = _bind(ctx, server)
-        vent = _script(
+        vent = script(
             ctx,
             server,
             "taskvent.py",
-            "--bind",
-            f"tcp://{bind}:{int(vent_port)}",
-            "--sink",
-            endpoint(ctx, server, server, sink_port),
-            "--tasks",
-            PIPELINE_TASKS,
-            "--workers",
-            PIPELINE_WORKERS,
-            "--batch",
-            token,
-            "--timeout",
-            20,
-            timeout=45,
+            45,
+            bind=f"tcp://{ctx.fact(server, SERVICE)['bind_address']}:{int(pipe['vent_port'])}",
+            sink=endpoint(ctx, server, server, pipe["sink_port"]),
+            tasks=PIPELINE_TASKS,
+            workers=PIPELINE_WORKERS,
+            batch=token,
+            timeout=20,
         )
-        res = ctx.run(server, vent, timeout=60)
-        rep = _one_report(res, server)
+        res, rep = _report(ctx, server, vent, 60)
         if rep.get("sent") != PIPELINE_TASKS or rep.get("error"):
             raise CheckFailed(
                 f"ventilator on {server}: sent {rep.get('sent')}/{PIPELINE_TASKS} tasks to {rep.get('workers')} "
@@ -389,7 +268,7 @@ def pipeline(ctx: Context) -> str:
         summary: dict[str, Any] = {}
 
         def batch_done() -> bool:
-            out = ctx.run(server, f"cat {SINK_STATUS}", timeout=10)
+            out = ctx.run(server, f"cat {sink_status}", timeout=10)
             try:
                 status = json.loads(out.stdout) if out.ok else {}
             except json.JSONDecodeError:
@@ -397,7 +276,7 @@ def pipeline(ctx: Context) -> str:
             summary.update(status.get(token, {}))
             return bool(summary)
 
-        ctx.wait_until(f"sink on {server} finishes batch {token} ({SINK_STATUS})", batch_done, timeout=30)
+        ctx.wait_until(f"sink on {server} finishes batch {token} ({sink_status})", batch_done, timeout=30)
         by_worker = summary.get("workers", {})
         if not (
             summary.get("complete")
@@ -407,14 +286,14 @@ def pipeline(ctx: Context) -> str:
             raise CheckFailed(
                 f"sink on {server}: {summary.get('distinct')} distinct / {summary.get('results')} results of "
                 f"{PIPELINE_TASKS} tasks (complete: {summary.get('complete')})",
-                f"cat {SINK_STATUS}",
+                f"cat {sink_status}",
                 json.dumps(summary),
             )
         expected = {f"{token}-w{i}" for i in range(1, PIPELINE_WORKERS + 1)}
         if set(by_worker) != expected or min(by_worker.values()) < 1:
             raise CheckFailed(
                 f"results came from {sorted(by_worker)}, expected every worker of {sorted(expected)} on {client}",
-                f"cat {SINK_STATUS}",
+                f"cat {sink_status}",
                 json.dumps(summary),
             )
         gone = f"! pgrep -f {pattern}"
@@ -446,29 +325,16 @@ def pipeline(ctx: Context) -> str:
 
 @_check("shared queue: ROUTER/DEALER broker and workers")
 def shared_queue(ctx: Context) -> str:
-    server, client = server_and_client(ctx)
-    _need(ctx, server, "queue")
-    _active(ctx, server, "labctl-zmq-broker", "labctl-zmq-worker")
-    workers = int(_var(ctx, server, "zeromq_queue_workers"))
-    ep = endpoint(ctx, client, server, _var(ctx, server, "zeromq_queue_frontend_port"))
-    parts = []
-    for i in range(1, QUEUE_CLIENTS + 1):
-        one = _script(
-            ctx,
-            server,
-            "rrclient.py",
-            "--connect",
-            ep,
-            "--requests",
-            QUEUE_REQUESTS,
-            "--timeout",
-            5,
-            "--name",
-            f"smoke-{client}-c{i}",
-            timeout=40,
+    server, client, queue = _serving(ctx, "queue", "labctl-zmq-broker", "labctl-zmq-worker")
+    workers = int(queue["workers"])
+    ep = endpoint(ctx, client, server, queue["frontend_port"])
+    parts = [
+        script(
+            ctx, client, "rrclient.py", 40, connect=ep, requests=QUEUE_REQUESTS, timeout=5, name=f"smoke-{client}-c{i}"
         )
-        parts.append(f"{one} &")
-    cmd = " ".join(parts) + " wait"
+        for i in range(1, QUEUE_CLIENTS + 1)
+    ]
+    cmd = " ".join(f"{one} &" for one in parts) + " wait"
     res = ctx.run(client, cmd, timeout=60)
     reports = parse_reports(res)
     if len(reports) != QUEUE_CLIENTS:

@@ -18,6 +18,13 @@ pytestmark = pytest.mark.integration
 def test_up_exec_status_reup_down(tmp_path: Path, labenv: dict[str, str]) -> None:
     lab = write_lab(tmp_path, "it-life", "198.18.40.0/24")
     state_dir = Path(labenv["LABCTL_STATE_DIR"]) / "it-life"
+    # the user's inventory/ vars reach the hosts through the generated inventory
+    user = tmp_path / "inventory"
+    (user / "group_vars").mkdir(parents=True)
+    (user / "host_vars").mkdir()
+    (user / "group_vars" / "all.yml").write_text("it_note: from group_vars/all\n")
+    (user / "host_vars" / "h2.yml").write_text("it_note: from host_vars/h2\n")
+    labenv["LABCTL_INVENTORY_DIR"] = str(user)
     try:
         run("up", "-f", str(lab), env=labenv)
         ids = sorted(c["Id"] for c in lab_containers("it-life"))
@@ -60,6 +67,19 @@ def test_up_exec_status_reup_down(tmp_path: Path, labenv: dict[str, str]) -> Non
         )
         assert ping.returncode == 0, ping.stdout + ping.stderr
         assert ping.stdout.count("SUCCESS") == 2
+        note = subprocess.run(
+            [str(Path(LABCTL).parent / "ansible"), "all", "-m", "debug", "-a", "var=it_note", "-i", inv, "-o"],
+            capture_output=True,
+            text=True,
+            env={k: v for k, v in labenv.items() if k not in ("ANSIBLE_CONFIG", "LABCTL_INVENTORY_DIR")},
+            cwd=tmp_path,
+            check=False,
+        )
+        assert note.returncode == 0, note.stdout + note.stderr
+        notes = {
+            line.split(" | ")[0]: json.loads(line.split(" => ", 1)[1])["it_note"] for line in note.stdout.splitlines()
+        }
+        assert notes == {"h1": "from group_vars/all", "h2": "from host_vars/h2"}
 
         again = run("up", "-f", str(lab), env=labenv)
         assert "nothing recreated" in again.stderr

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from labctl.smoke.base import Context, Result
-from labctl.smoke.memcached import Endpoint, endpoints, parse_mem_test, parse_memcstat, verify_spread
+import pytest
+
+from labctl.smoke.base import CheckFailed, CheckSkipped, Context
+from labctl.smoke.memcached import Endpoint, _sasl, endpoints, parse_mem_test, parse_memcstat, verify_spread
+from tests.unit.conftest import FakeRunner, MakeCtx, lab_host_vars, role_fact
 
 MEMCSTAT = """Server: 198.18.60.10 (11211)
 \tpid: 556
@@ -17,22 +20,13 @@ Server: 198.18.60.10 (11212)
 """
 
 
-class NoRunner:
-    def run(self, host: str, command: str, timeout: float = 120, stdin: str | None = None) -> Result:
-        raise AssertionError("no commands in unit tests")
-
-    def put_text(self, host: str, text: str, path: str, mode: int = 0o644) -> None:
-        raise AssertionError("no files in unit tests")
+GROUPS = {"memcached": ["db"], "memcached_clients": ["dev"]}
+ADDRESSES = {"db": {"lab": "198.18.60.10", "other": "198.18.61.10"}, "dev": {"lab": "198.18.60.11"}}
 
 
-def ctx(db_vars: dict) -> Context:
-    return Context(
-        lab="t",
-        groups={"memcached": ["db"], "memcached_clients": ["dev"]},
-        addresses={"db": {"lab": "198.18.60.10", "other": "198.18.61.10"}, "dev": {"lab": "198.18.60.11"}},
-        hostvars={"db": db_vars, "dev": {}},
-        runner=NoRunner(),
-    )
+@pytest.fixture
+def ctx(make_ctx: MakeCtx) -> Context:
+    return make_ctx(GROUPS, ADDRESSES)
 
 
 def test_parse_memcstat() -> None:
@@ -49,23 +43,18 @@ def test_parse_mem_test() -> None:
     assert totals == {"SET": (200, 0), "FETCH": (199, 1), "DELETE": (200, 0)}
 
 
-def test_endpoints_default_two_instances_on_first_address() -> None:
-    assert [str(e) for e in endpoints(ctx({}))] == ["198.18.60.10:11211", "198.18.60.10:11212"]
-
-
-def test_endpoints_follow_topology_vars() -> None:
-    eps = endpoints(
-        ctx(
-            {
-                "memcached_listen_address": "198.18.61.10",
-                "memcached_instances": [{"port": 11300}, {"port": 11301, "listen_address": "198.18.60.10"}],
-            }
-        )
-    )
+def test_endpoints_are_the_instances_the_role_deployed(ctx: Context, runner: FakeRunner) -> None:
+    instances = [{"port": 11300, "listen_address": "198.18.61.10"}, {"port": 11301}]
+    host_vars = lab_host_vars("db", GROUPS, ADDRESSES)
+    runner.fact("db", "memcached", role_fact("memcached", host_vars, memcached_instances=instances))
+    eps = endpoints(ctx)
     assert [str(e) for e in eps] == ["198.18.61.10:11300", "198.18.60.10:11301"]
-    # a templated value (not a literal address) falls back to the host's first address
-    eps = endpoints(ctx({"memcached_listen_address": "{{ labctl_address }}"}))
-    assert eps[0].address == "198.18.60.10"
+    assert {e.server for e in eps} == {"db"}
+
+
+def test_endpoints_need_the_role_on_every_server(ctx: Context) -> None:
+    with pytest.raises(CheckFailed, match="role memcached has not run on host db"):
+        endpoints(ctx)
 
 
 def _stats(total: int, deletes: int) -> dict[str, str]:
@@ -92,3 +81,26 @@ def test_verify_spread_rejects_counters_that_disagree_with_the_client() -> None:
     after = {"10.0.0.1:11211": _stats(205, 201), "10.0.0.1:11212": _stats(0, 0)}
     problem = verify_spread(EPS, {"10.0.0.1:11211": 108, "10.0.0.1:11212": 92}, BEFORE, after, 200)
     assert "total_items grew by 200" in problem and "total_items grew by 0" in problem
+
+
+@pytest.mark.parametrize(
+    ("password", "expect"),
+    [("S3cret", ("memcached", "S3cret")), ("{{ lookup('env', 'MC_PW') }}", None), (None, None)],
+)
+def test_sasl_credentials_come_from_the_fact_and_a_literal_password(
+    make_ctx: MakeCtx, runner: FakeRunner, password: str | None, expect: tuple[str, str] | None
+) -> None:
+    hostvars = {"db": {"memcached_sasl_password": password}} if password else {}
+    ctx = make_ctx(GROUPS, ADDRESSES, hostvars)
+    host_vars = lab_host_vars("db", GROUPS, ADDRESSES)
+    runner.fact("db", "memcached", role_fact("memcached", host_vars, memcached_sasl_enabled=True))
+    if expect:
+        assert _sasl(ctx) == expect
+    else:
+        with pytest.raises(CheckSkipped, match="memcached_sasl_password is not a literal"):
+            _sasl(ctx)
+
+
+def test_sasl_off_needs_no_password(ctx: Context, runner: FakeRunner) -> None:
+    runner.fact("db", "memcached", role_fact("memcached", lab_host_vars("db", GROUPS, ADDRESSES)))
+    assert _sasl(ctx) is None

@@ -5,43 +5,36 @@ from __future__ import annotations
 import datetime
 import filecmp
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from labctl.smoke import mongodb
-from labctl.smoke.base import CheckFailed, CheckSkipped, Context, Result
+from labctl.smoke.base import CheckFailed, CheckSkipped, Context
+from tests.unit.conftest import FakeRunner, MakeCtx, lab_host_vars, role_fact
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime.datetime(2026, 11, 25, 14, 0, 0, tzinfo=datetime.UTC)
 
 
-class FakeRunner:
-    """Answers commands from a table of substrings; records what ran and with which stdin."""
-
-    def __init__(self, answers: dict[str, Result]) -> None:
-        self.answers = answers
-        self.calls: list[tuple[str, str, str | None]] = []
-        self.files: dict[tuple[str, str], str] = {}
-
-    def run(self, host: str, command: str, timeout: float = 120, stdin: str | None = None) -> Result:
-        self.calls.append((host, command, stdin))
-        for key, result in self.answers.items():
-            if key in command:
-                return result
-        return Result(command, 1, "", "not found")
-
-    def put_text(self, host: str, text: str, path: str, mode: int = 0o644) -> None:
-        self.files[(host, path)] = text
+GROUPS = {"mongodb": ["db"], "mongodb_clients": ["dev"]}
+ADDRESSES = {"db": {"lab": "198.18.67.10"}, "dev": {"lab": "198.18.67.11"}}
 
 
-def ctx_with(runner: FakeRunner, hostvars: dict | None = None) -> Context:
-    return Context(
-        lab="t",
-        groups={"mongodb": ["db"], "mongodb_clients": ["dev"], "all": ["db", "dev"]},
-        addresses={"db": {"lab": "198.18.67.10"}, "dev": {"lab": "198.18.67.11"}},
-        hostvars=hostvars or {"db": {}, "dev": {}},
-        runner=runner,
-    )
+def mfact(host: str, state_dir: Path, **role_vars: Any) -> dict[str, Any]:
+    """The fact the mongodb role writes on host, the lab's state dir being state_dir."""
+    host_vars = lab_host_vars(host, GROUPS, ADDRESSES)
+    host_vars["labctl_state_dir"] = str(state_dir)
+    return role_fact("mongodb", host_vars, **role_vars)
+
+
+@pytest.fixture
+def ctx(runner: FakeRunner, make_ctx: MakeCtx, tmp_path: Path) -> Context:
+    """db (server) and dev (client), both provisioned; the generated secrets live in tmp_path/secrets."""
+    runner.strict = False
+    for host in ADDRESSES:
+        runner.fact(host, "mongodb", mfact(host, tmp_path))
+    return make_ctx(GROUPS, ADDRESSES)
 
 
 def session_data() -> dict:
@@ -83,13 +76,25 @@ def test_skip_reason_without_marker_or_mongod() -> None:
     assert mongodb.skip_reason("installed: mongodb_source=repo https://x\n", True) is None
 
 
-def test_server_checks_skip_with_the_reason() -> None:
-    marker = "not installed: source unreachable: https://repo.example/Release\n"
-    runner = FakeRunner({"cat /etc/labctl/mongodb.state": Result("cat", 0, marker, "")})
+def test_server_checks_skip_with_the_reason(ctx: Context, runner: FakeRunner) -> None:
+    runner.on("cat /etc/labctl/mongodb.state", "not installed: source unreachable: https://repo.example/Release\n")
     with pytest.raises(CheckSkipped, match=r"source unreachable \(https://repo.example/Release\)"):
-        mongodb.seed_session(ctx_with(runner))
+        mongodb.seed_session(ctx)
     with pytest.raises(CheckSkipped):
-        mongodb.server_running(ctx_with(runner))
+        mongodb.server_running(ctx)
+
+
+def test_state_file_comes_from_the_fact(ctx: Context, runner: FakeRunner, tmp_path: Path) -> None:
+    runner.fact("db", "mongodb", mfact("db", tmp_path, mongodb_state_file="/srv/mongo.state"))
+    runner.on("cat /srv/mongo.state", "not installed: source unreachable: https://x/Release\n")
+    with pytest.raises(CheckSkipped, match="https://x/Release"):
+        mongodb.server_running(ctx)
+
+
+def test_server_checks_fail_when_the_role_has_not_run(ctx: Context, runner: FakeRunner) -> None:
+    del runner.facts[("db", "mongodb")]
+    with pytest.raises(CheckFailed, match="role mongodb has not run on host db"):
+        mongodb.server_running(ctx)
 
 
 def test_check_session_accepts_the_seed_session() -> None:
@@ -136,41 +141,30 @@ def test_uri_and_redaction() -> None:
     assert mongodb.redact(f"error in {uri}", "S3cret") == f"error in {uri.replace('S3cret', '***')}"
 
 
-def test_password_from_state_dir_goes_on_stdin_only(tmp_path: Path) -> None:
+def installed(runner: FakeRunner, noauth: str) -> None:
+    """db runs mongod; the noauth session on the client answers `noauth`."""
+    runner.on("cat /etc/labctl/mongodb.state", "installed: mongodb_source=repo https://repo\n")
+    runner.on("command -v mongod", "/usr/bin/mongod").on("mkdir").on("mongodb_session.py noauth", noauth)
+
+
+def test_password_from_the_secrets_dir_goes_on_stdin_only(ctx: Context, runner: FakeRunner, tmp_path: Path) -> None:
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "mongodb_app").write_text("Pw0rdPw0rdPw0rd\n")
-    marker = "installed: mongodb_source=repo https://repo\n"
-    runner = FakeRunner(
-        {
-            "cat /etc/labctl/mongodb.state": Result("cat", 0, marker, ""),
-            "command -v mongod": Result("command", 0, "/usr/bin/mongod", ""),
-            "mkdir": Result("mkdir", 0, "", ""),
-            "mongodb_session.py noauth": Result("py", 0, '{"ok": false, "code": 13, "error": "requires auth"}', ""),
-        }
-    )
-    ctx = ctx_with(runner, {"db": {"labctl_state_dir": str(tmp_path)}, "dev": {}})
+    installed(runner, '{"ok": false, "code": 13, "error": "requires auth"}')
     mongodb.auth_required(ctx)
     assert all("Pw0rd" not in cmd for _h, cmd, _s in runner.calls)
     assert any(stdin and "Pw0rdPw0rdPw0rd" in stdin for _h, _c, stdin in runner.calls)
 
 
-def test_auth_check_fails_when_unauthenticated_insert_works(tmp_path: Path) -> None:
+def test_auth_check_fails_when_unauthenticated_insert_works(ctx: Context, runner: FakeRunner, tmp_path: Path) -> None:
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "mongodb_app").write_text("x\n")
-    runner = FakeRunner(
-        {
-            "cat /etc/labctl/mongodb.state": Result("cat", 0, "installed: repo\n", ""),
-            "command -v mongod": Result("command", 0, "/usr/bin/mongod", ""),
-            "mkdir": Result("mkdir", 0, "", ""),
-            "mongodb_session.py noauth": Result("py", 0, '{"ok": true, "code": null, "error": ""}', ""),
-        }
-    )
+    installed(runner, '{"ok": true, "code": null, "error": ""}')
     with pytest.raises(CheckFailed, match="not refused"):
-        mongodb.auth_required(ctx_with(runner, {"db": {"labctl_state_dir": str(tmp_path)}, "dev": {}}))
+        mongodb.auth_required(ctx)
 
 
-def test_missing_password_file_is_a_clear_failure(tmp_path: Path) -> None:
-    ctx = ctx_with(FakeRunner({}), {"db": {"labctl_state_dir": str(tmp_path)}, "dev": {}})
+def test_missing_password_file_is_a_clear_failure(ctx: Context) -> None:
     with pytest.raises(CheckFailed, match="mongodb_app"):
         mongodb.app_password(ctx, "db")
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from labctl.smoke import nat_gateway as ng
-from labctl.smoke.base import Context
+from labctl.smoke.base import CheckFailed, Result
+from tests.unit.conftest import FakeRunner, MakeCtx
 
 NAT_S = "\n".join(
     [
@@ -59,47 +62,46 @@ def test_forwards_from_iptables_output() -> None:
     ]
 
 
-def test_forwards_from_hostvars_uses_role_defaults() -> None:
-    hostvars = {
-        "labctl_addresses": {"outside": "198.18.64.10", "inside": "198.18.65.10"},
-        "labctl_hosts": {"web": {"inside": "198.18.65.11"}, "gw": {"outside": "198.18.64.10"}},
-    }
-    assert ng.forwards(hostvars) == [
-        {
-            "name": "web",
-            "protocol": "tcp",
-            "address": "198.18.64.10",
-            "port": 80,
-            "to_host": "web",
-            "to_address": "198.18.65.11",
-            "to_port": 6767,
-        }
-    ]
+FACT = {
+    "outside_network": "outside",
+    "inside_network": "inside",
+    "outside_address": "198.18.64.10",
+    "inside_address": "198.18.65.10",
+    "forwards": [
+        {"name": "web", "protocol": "tcp", "port": 80, "to_host": "web", "to_address": "198.18.65.11", "to_port": 6767}
+    ],
+}
 
 
-def test_forwards_from_hostvars_custom_and_templated() -> None:
-    hostvars = {
-        "nat_gateway_outside_network": "wan",
-        "nat_gateway_outside_address": "{{ labctl_addresses.wan }}",
-        "nat_gateway_forwards": [{"name": "ssh", "port": 2222, "to_address": "10.0.0.5", "to_port": 22}],
-        "labctl_addresses": {"wan": "192.0.2.1"},
-    }
-    (fwd,) = ng.forwards(hostvars)
-    assert fwd["address"] == "192.0.2.1"
-    assert (fwd["protocol"], fwd["port"], fwd["to_address"], fwd["to_port"]) == ("tcp", 2222, "10.0.0.5", 22)
+def test_configured_forwards_from_the_fact_look_like_the_ones_in_force() -> None:
+    (configured,) = ng.configured_forwards(FACT)
+    (in_force, _udp) = ng.forwards(NAT_S)
+    assert configured == dict(in_force, to_host="web")
 
 
-def test_forwards_from_context() -> None:
-    ctx = Context(
-        lab="t",
-        groups={"nat_gateway": ["gw"], "all": ["gw", "web"]},
-        addresses={"gw": {"outside": "198.18.64.10", "inside": "198.18.65.10"}, "web": {"inside": "198.18.65.11"}},
-        hostvars={"gw": {}, "web": {}},
-        runner=None,  # type: ignore[arg-type]
-    )
-    (fwd,) = ng.forwards(ctx)
-    assert fwd["to_address"] == "198.18.65.11"
-    assert fwd["address"] == "198.18.64.10"
+def counted(comment: str, packets: int) -> str:
+    return f'-A PREROUTING -p tcp -m comment --comment "{comment}" -c {packets} {packets * 60} -j DNAT\n'
+
+
+def test_counters_pass_when_the_rule_counted_the_traffic(runner: FakeRunner, make_ctx: MakeCtx) -> None:
+    reads = iter([counted("labctl nat_gateway forward web", 3), counted("labctl nat_gateway forward web", 5)])
+    runner.on("-t nat -v -S PREROUTING", lambda _h, cmd, _s: Result(cmd, 0, next(reads), ""))
+    counter = ng.Counters(make_ctx({}, {"gw": {}}), "gw", "PREROUTING", ["labctl nat_gateway forward web"], "nat")
+    counter.grown("forward web")
+    assert counter.after == {"labctl nat_gateway forward web": 5}
+
+
+def test_counters_fail_naming_the_rule_that_counted_nothing(runner: FakeRunner, make_ctx: MakeCtx) -> None:
+    runner.on("-v -S FORWARD", counted("x log", 2) + counted("x", 7))
+    counter = ng.Counters(make_ctx({}, {"gw": {}}), "gw", "FORWARD", ["x log", "x"])
+    with pytest.raises(CheckFailed, match=r"gw: filter rule x counted nothing \('x log' 2 -> 2; 'x' 7 -> 7 packets\)"):
+        counter.grown("filter rule x")
+
+
+def test_counters_by_protocol_need_a_counter_per_protocol(runner: FakeRunner, make_ctx: MakeCtx) -> None:
+    runner.on("-v -S TRAFFIC_ACCT", ACCT_VS.replace("-A TRAFFIC_ACCT -p icmp -c 1 84\n", ""))
+    with pytest.raises(CheckFailed, match=r"TRAFFIC_ACCT has no counter for \['icmp'\]"):
+        ng.Counters(make_ctx({}, {"gw": {}}), "gw", "TRAFFIC_ACCT", ["tcp", "udp", "icmp"], by_protocol=True)
 
 
 def test_parse_counted_rules_and_comments() -> None:
