@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from labctl.sdn.controller import filters as fl
@@ -361,3 +364,14 @@ def test_locations_survive_serialisation() -> None:
     again = sl.SliceTable(clock=lambda: 1000.0)
     again.load(t.to_dict(with_locations=True))
     assert again.flood_ports("slice2", DP, sl.UNTAGGED) == {4}
+
+
+def test_check_settings_names_the_seed_error(tmp_path: Path) -> None:
+    """The role validates controller.json with it before the controller would fail to start."""
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps({"seed": {"slices": [{"id": "a", "attachments": [{"id": "m", "mac": H1}]}]}}))
+    dup = [{"id": "h", "datapath_id": "0x1", "port": 1, "attachments": [{"id": "h", "mac": H1}]}]
+    bad.write_text(json.dumps({"seed": {"slices": [{"id": "a", "ports": dup}]}}))
+    assert sl.check_settings(str(good)) is None
+    assert "already has a binding 'h'" in str(sl.check_settings(str(bad)))
+    assert "do not load" in str(sl.check_settings(str(tmp_path / "missing.json")))

@@ -688,3 +688,25 @@ def decide(
             return Decision("forward", sid, (out,))
     ports = tuple(sorted(table.flood_ports(sid, dpid, vid) - {in_port}))
     return Decision("flood", sid, ports)
+
+
+def check_settings(path: str) -> str | None:
+    """The error in the seed of a controller settings file (controller.json), or None when it loads."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            seed = json.load(fh).get("seed", {})
+        SliceTable().load(seed)
+    except (OSError, ValueError, AttributeError, SliceError) as exc:
+        return f"{path}: the seed slices/filters do not load: {exc}"
+    return None
+
+
+if __name__ == "__main__":  # the role validates controller.json with it: python3 -m labctl_sdn.slices FILE
+    import sys
+
+    error = check_settings(sys.argv[1]) if len(sys.argv) == 2 else "usage: python3 -m labctl_sdn.slices FILE"
+    if error:
+        sys.stderr.write(error + "\n")
+    sys.exit(1 if error else 0)
