@@ -3,7 +3,8 @@
     labctl sdn [-f LAB.yml | --name LAB] [--url URL] [--host HOST] ACTION ...
 
 The API URL is the one the sdn_controller role recorded on the host (its fact: rest_url), unless
---url is given. Results are printed as JSON.
+--url is given. Results are printed as JSON; writes print nothing (the API answers 202 without
+a body, as Trema's does).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from labctl.cli_args import lab_args
 from labctl.errors import LabError
 from labctl.sdn.client import SdnApiError, SdnClient
+from labctl.sdn.controller.filters import REST_FIELDS
 from labctl.smoke.base import CheckFailed
 
 GROUP = "sdn_controller"
@@ -27,6 +29,15 @@ def _onoff(text: str) -> bool:
     if text.lower() in ("off", "false", "no", "0"):
         return False
     raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
+
+
+def _filter_field(text: str) -> tuple[str, str]:
+    """FIELD=VALUE of a filter, as Trema's `filter add ID priority=10 action=DENY dl_src=...`."""
+    name, sep, value = text.partition("=")
+    if not sep or name not in REST_FIELDS or name == "id":
+        fields = ", ".join(f for f in REST_FIELDS if f != "id")
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE with FIELD one of {fields}; got {text!r}")
+    return name, value
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -78,6 +89,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     a.add_argument("slice")
     a.add_argument("port_binding_id")
     a.add_argument("binding_id")
+
+    act.add_parser("filters", help="list packet filters")
+    a = act.add_parser("show-filter", help="show a packet filter")
+    a.add_argument("filter_id")
+    a = act.add_parser(
+        "add-filter",
+        help="add a packet filter (first match by priority decides; no match drops)",
+        description="Add a packet filter, e.g. add-filter deny-h1 priority=100 dl_src=02:00:c6:13:fa:01 "
+        "action=DENY. Fields left out are wildcards; action defaults to DENY.",
+    )
+    a.add_argument("filter_id")
+    a.add_argument("fields", nargs="*", type=_filter_field, metavar="FIELD=VALUE")
+    a = act.add_parser("remove-filter", help="remove a packet filter")
+    a.add_argument("filter_id")
 
     a = act.add_parser("config", help="show or change the options")
     a.add_argument("--restrict-hosts-on-port", type=_onoff, metavar="on|off")
@@ -131,6 +156,14 @@ def run_action(client: SdnClient, args: argparse.Namespace) -> Any:
         return client.add_port_mac(args.slice, args.port_binding_id, args.mac, args.binding_id)
     if action == "remove-port-mac":
         return client.remove_port_mac(args.slice, args.port_binding_id, args.binding_id)
+    if action == "filters":
+        return client.filters()
+    if action == "show-filter":
+        return client.filter(args.filter_id)
+    if action == "add-filter":
+        return client.add_filters({"id": args.filter_id, **dict(args.fields)})
+    if action == "remove-filter":
+        return client.remove_filter(args.filter_id)
     if action == "config":
         changes = {
             k: v

@@ -1,4 +1,7 @@
-"""A small client of the sliceable switch's REST API (standard library only)."""
+"""A small client of the sliceable switch's REST API (Trema's; standard library only).
+
+Writes answer 202 with no body (except creating a slice: {id, description}); they return None here.
+"""
 
 from __future__ import annotations
 
@@ -50,40 +53,59 @@ class SdnClient:
     def create_slice(self, slice_id: str, description: str = "") -> dict[str, Any]:
         return self.request("POST", "/networks", {"id": slice_id, "description": description})
 
+    def update_slice(self, slice_id: str, description: str) -> None:
+        self.request("PUT", f"/networks/{slice_id}", {"description": description})
+
     def delete_slice(self, slice_id: str) -> None:
         self.request("DELETE", f"/networks/{slice_id}")
 
     # -- bindings
     def add_port(
         self, slice_id: str, datapath_id: str | int, port: int, vid: int | None = None, binding_id: str | None = None
-    ) -> dict[str, Any]:
+    ) -> None:
         body: dict[str, Any] = {"datapath_id": datapath_id, "port": port}
         if vid is not None:
             body["vid"] = vid
         if binding_id:
             body["id"] = binding_id
-        return self.request("POST", f"/networks/{slice_id}/ports", body)
+        self.request("POST", f"/networks/{slice_id}/ports", body)
 
     def remove_port(self, slice_id: str, binding_id: str) -> None:
         self.request("DELETE", f"/networks/{slice_id}/ports/{binding_id}")
 
-    def add_mac(self, slice_id: str, mac: str, binding_id: str | None = None) -> dict[str, Any]:
+    def add_mac(self, slice_id: str, mac: str, binding_id: str | None = None) -> None:
         body = {"mac": mac} | ({"id": binding_id} if binding_id else {})
-        return self.request("POST", f"/networks/{slice_id}/attachments", body)
+        self.request("POST", f"/networks/{slice_id}/attachments", body)
 
     def remove_mac(self, slice_id: str, binding_id: str) -> None:
         self.request("DELETE", f"/networks/{slice_id}/attachments/{binding_id}")
 
-    def add_port_mac(self, slice_id: str, port_binding_id: str, mac: str, binding_id: str | None = None) -> Any:
+    def add_port_mac(self, slice_id: str, port_binding_id: str, mac: str, binding_id: str | None = None) -> None:
         body = {"mac": mac} | ({"id": binding_id} if binding_id else {})
-        return self.request("POST", f"/networks/{slice_id}/ports/{port_binding_id}/attachments", body)
+        self.request("POST", f"/networks/{slice_id}/ports/{port_binding_id}/attachments", body)
 
     def remove_port_mac(self, slice_id: str, port_binding_id: str, binding_id: str) -> None:
         self.request("DELETE", f"/networks/{slice_id}/ports/{port_binding_id}/attachments/{binding_id}")
 
-    # -- options
+    # -- filters
+    def filters(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/filters")
+
+    def filter(self, filter_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/filters/{filter_id}")
+
+    def add_filters(self, *filters: dict[str, Any]) -> None:
+        self.request("POST", "/filters", list(filters))
+
+    def remove_filter(self, filter_id: str) -> None:
+        self.request("DELETE", f"/filters/{filter_id}")
+
+    # -- options and tables
     def config(self) -> dict[str, Any]:
         return self.request("GET", "/config")
 
     def set_config(self, **options: bool) -> dict[str, Any]:
         return self.request("PUT", "/config", options)
+
+    def db(self) -> dict[str, Any]:
+        return self.request("GET", "/db")

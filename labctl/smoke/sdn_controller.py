@@ -17,6 +17,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+from labctl.sdn import trema_features
 from labctl.sdn.controller import slices as sl
 from labctl.smoke.base import CheckFailed, CheckSkipped, Context, check
 
@@ -45,7 +46,7 @@ class Sdn:
         self.dpid = int(raw.strip().strip('"'), 16)
 
     # -- REST
-    def api(self, method: str, path: str, body: Any = None, expect: int | tuple[int, ...] = (200, 201, 204)) -> Any:
+    def api(self, method: str, path: str, body: Any = None, expect: int | tuple[int, ...] = (200, 202)) -> Any:
         payload = json.dumps(body) if body is not None else ""
         res = json.loads(self.ctx.python(self.host, _HTTP, method, self.url + path, payload).stdout)
         wanted = (expect,) if isinstance(expect, int) else expect
@@ -58,18 +59,17 @@ class Sdn:
         return res["body"]
 
     def state(self) -> dict[str, Any]:
-        """Everything the controller holds: options and full slices (sorted for comparison)."""
-        slices = [self.api("GET", f"/networks/{s['id']}") for s in self.api("GET", "/networks")]
-        for s in slices:
-            s["attachments"].sort(key=lambda a: a["id"])
-            s["ports"].sort(key=lambda p: p["id"])
-            for p in s["ports"]:
-                p["attachments"].sort(key=lambda a: a["id"])
-        return {"config": self.api("GET", "/config"), "slices": sorted(slices, key=lambda s: s["id"])}
+        """Everything the controller holds: options and Trema's tables (sorted for comparison)."""
+        db = self.api("GET", "/db")
+        db["slices"].sort(key=lambda r: r["number"])
+        db["bindings"].sort(key=lambda r: (r["slice_number"], r["id"]))
+        db["filter"].sort(key=lambda r: r["id"])
+        return {"config": self.api("GET", "/config"), "db": db}
 
     def table(self) -> sl.SliceTable:
         t = sl.SliceTable()
-        t.load(self.state())
+        state = self.state()
+        t.load({"config": state["config"], "tables": state["db"]})
         return t
 
     def slice_of(self, table: sl.SliceTable) -> dict[str, str | None]:
@@ -195,36 +195,35 @@ def broadcast_isolated(ctx: Context) -> None:
 def move_binding(ctx: Context) -> None:
     for sdn in _sdn(ctx):
         before = sdn.state()
-        member = sdn.slice_of(sdn.table())
+        table = sdn.table()
+        member = sdn.slice_of(table)
         by_port = {h["port"]: n for n, h in sdn.hosts.items()}
         move = None
-        for s in before["slices"]:
-            for pb in s["ports"]:
-                name = by_port.get(pb["port"])
-                if name is None or member.get(name) != s["id"] or sl.parse_dpid(pb["datapath_id"]) != sdn.dpid:
-                    continue
-                mates = [n for n in sorted(member) if n != name and member[n] == s["id"]]
-                others = [n for n in sorted(member) if member[n] not in (None, s["id"])]
-                if mates and others:
-                    move = (s["id"], pb, name, mates[0], others[0], member[others[0]])
-                    break
-            if move:
+        for pb in table.bindings:
+            sid = table.slice_id_of(pb.slice_number)
+            name = by_port.get(pb.port or 0)
+            if pb.type != sl.PORT or name is None or member.get(name) != sid or pb.dpid != sdn.dpid:
+                continue
+            mates = [n for n in sorted(member) if n != name and member[n] == sid]
+            others = [n for n in sorted(member) if member[n] not in (None, sid)]
+            if mates and others:
+                move = (str(sid), pb, name, mates[0], others[0], member[others[0]])
                 break
         if move is None:
             raise CheckSkipped("needs a port-bound host with a slice mate and a host in another slice")
         src_slice, pb, name, mate, other, dst_slice = move
-        binding = {k: pb[k] for k in ("id", "datapath_id", "port", "vid", "attachments")}
+        binding = {"id": pb.id, "datapath_id": pb.dpid, "port": pb.port, "vid": pb.vid}
         sdn.expect_pings([(name, mate, True), (name, other, False)], f"before moving {name}")
         try:
-            sdn.api("DELETE", f"/networks/{src_slice}/ports/{pb['id']}")
-            sdn.api("POST", f"/networks/{dst_slice}/ports", binding, expect=201)
+            sdn.api("DELETE", f"/networks/{src_slice}/ports/{pb.id}", expect=202)
+            sdn.api("POST", f"/networks/{dst_slice}/ports", binding, expect=202)
             sdn.wait_pings([(name, other, True), (name, mate, False)], f"{name} moved to {dst_slice}", timeout=15)
         finally:
-            sdn.api("DELETE", f"/networks/{dst_slice}/ports/{pb['id']}", expect=(204, 404))
-            sdn.api("POST", f"/networks/{src_slice}/ports", binding, expect=(201, 422))
+            sdn.api("DELETE", f"/networks/{dst_slice}/ports/{pb.id}", expect=(202, 404))
+            sdn.api("POST", f"/networks/{src_slice}/ports", binding, expect=(202, 422))
         sdn.wait_pings([(name, mate, True), (name, other, False)], f"{name} back in {src_slice}", timeout=15)
         if sdn.state() != before:
-            raise CheckFailed("the slices differ from before the check", "GET /networks", json.dumps(sdn.state()))
+            raise CheckFailed("the slices differ from before the check", "GET /db, /config", json.dumps(sdn.state()))
 
 
 @check("restrict hosts on port")
@@ -236,8 +235,12 @@ def restrict_hosts(ctx: Context) -> None:
         # a host admitted by a port-MAC binding, and another port-bound host of the same slice
         chosen = None
         for s in table.slices.values():
-            pbs = [pb for pb in s.ports.values() if pb.dpid == sdn.dpid and pb.port in ports]
-            bound = [pb for pb in pbs if sdn.hosts[ports[pb.port]]["mac"] in pb.attachments.values()]
+            pbs = [pb for pb in table.bindings_of(s.id, sl.PORT) if pb.dpid == sdn.dpid and pb.port in ports]
+            bound = [
+                pb
+                for pb in pbs
+                if table.port_mac_owner(sdn.dpid, pb.port or 0, pb.vid or 0, sdn.hosts[ports[pb.port]]["mac"]) == s.id
+            ]
             plain = [pb for pb in pbs if pb not in bound]
             if bound and len(plain) >= 2:
                 chosen = (s.id, bound[0], plain[0], plain[1])
@@ -281,12 +284,12 @@ def restrict_hosts(ctx: Context) -> None:
             )
         finally:
             sdn.api("PUT", "/config", before["config"])
-            sdn.api("DELETE", f"/networks/{sid}/ports/smoke-x", expect=(204, 404))
-            sdn.api("DELETE", f"/networks/{sid}/ports/{q_pb.id}/attachments/smoke-q", expect=(204, 404))
+            sdn.api("DELETE", f"/networks/{sid}/ports/smoke-x", expect=(202, 404))
+            sdn.api("DELETE", f"/networks/{sid}/ports/{q_pb.id}/attachments/smoke-q", expect=(202, 404))
             ctx.run(sdn.host, f"ovs-vsctl --if-exists del-port {sdn.bridge} {xname}; ip netns delete {xname}")
         sdn.wait_pings([(r, q, True), (p, q, True)], "options restored")
         if sdn.state() != before:
-            raise CheckFailed("the slices differ from before the check", "GET /networks", json.dumps(sdn.state()))
+            raise CheckFailed("the slices differ from before the check", "GET /db, /config", json.dumps(sdn.state()))
 
 
 @check("controller restart keeps isolation")
@@ -301,8 +304,71 @@ def controller_restart(ctx: Context) -> None:
         ctx.wait_until("REST API back", functools.partial(_api_up, sdn), timeout=30)
         ctx.wait_until(f"{sdn.bridge} reconnected", sdn.connected, timeout=30)
         if sdn.state() != before:
-            raise CheckFailed("slices changed across the restart", "GET /networks", json.dumps(sdn.state()))
+            raise CheckFailed("slices changed across the restart", "GET /db, /config", json.dumps(sdn.state()))
         sdn.wait_pings(_matrix(sdn), "isolation after the controller restart", timeout=20)
+
+
+@check("REST API is Trema's")
+def trema_rest(ctx: Context) -> str:
+    """Every scenario of Trema's REST feature files, run on the controller host against the live API."""
+    messages = []
+    for sdn in _sdn(ctx):
+        before = sdn.state()
+        table = trema_features.load_table()
+        program = Path(trema_features.__file__).read_text(encoding="utf-8")
+        argv = ("run", sdn.url, json.dumps(table, separators=(",", ":")))
+        results = json.loads(ctx.python(sdn.host, program, *argv, timeout=300).stdout)
+        failed = [
+            f"{r['feature']}: {r['name']}: step {r['failed_step']}: {r['failure']}" for r in results if not r["passed"]
+        ]
+        if failed:
+            raise CheckFailed(
+                f"{sdn.host}: {len(failed)} of {len(results)} Trema REST scenarios fail",
+                "python3 - run URL TABLE (labctl/sdn/trema_features.py)",
+                "\n".join(failed),
+            )
+        if sdn.state() != before:
+            raise CheckFailed("the tables differ from before the check", "GET /db, /config", json.dumps(sdn.state()))
+        sdn.wait_pings(_matrix(sdn), "isolation after the tables were restored", timeout=20)
+        messages.append(f"{sdn.host}: {len(results)}/{len(results)} Trema REST scenarios pass")
+    return "; ".join(messages)
+
+
+@check("filters allow and deny")
+def filters_allow_deny(ctx: Context) -> str:
+    """A DENY filter on one host's ICMP becomes drop flows; a higher-priority ALLOW wins over it."""
+    for sdn in _sdn(ctx):
+        before = sdn.state()
+        member = sdn.slice_of(sdn.table())
+        trio = [
+            (a, b, c)
+            for a in sorted(sdn.hosts)
+            for b in sorted(sdn.hosts)
+            for c in sorted(sdn.hosts)
+            if len({a, b, c}) == 3 and member[a] is not None and member[a] == member[b] == member[c]
+        ]
+        if not trio:
+            raise CheckSkipped("needs three hosts in one slice")
+        a, b, c = trio[0]
+        mac = {n: sdn.hosts[n]["mac"] for n in (a, b, c)}
+        deny = {"id": "smoke-deny", "priority": 100, "dl_src": mac[a], "dl_type": "0x0800", "nw_proto": 1}
+        allow = {"id": "smoke-allow", "priority": 200, "dl_src": mac[a], "dl_dst": mac[b], "action": "ALLOW"}
+        try:
+            sdn.api("POST", "/filters", [deny | {"action": "DENY"}], expect=202)
+            sdn.wait_pings([(a, b, False), (a, c, False), (c, b, True)], f"DENY filter on {a}'s ICMP")
+            flows = ctx.sh(sdn.host, f"ovs-ofctl -O OpenFlow13 dump-flows {shlex.quote(sdn.bridge)}").stdout
+            drops = [f for f in flows.splitlines() if "icmp" in f and f"dl_src={mac[a]}" in f and "drop" in f]
+            if not drops:
+                raise CheckFailed(f"no drop flow for {a}'s ICMP on {sdn.bridge}", "ovs-ofctl dump-flows", flows)
+            sdn.api("POST", "/filters", allow, expect=202)
+            sdn.wait_pings([(a, b, True), (a, c, False)], f"ALLOW filter {a}->{b} above the DENY")
+        finally:
+            for fid in ("smoke-allow", "smoke-deny"):
+                sdn.api("DELETE", f"/filters/{fid}", expect=(202, 404))
+        sdn.wait_pings([(a, b, True), (a, c, True)], "filters removed")
+        if sdn.state() != before:
+            raise CheckFailed("the tables differ from before the check", "GET /db, /config", json.dumps(sdn.state()))
+    return f"{a}'s ICMP denied by drop flows ({len(drops)} on {sdn.bridge}), allowed to {b} by priority 200"
 
 
 def _api_up(sdn: Sdn) -> bool:

@@ -47,12 +47,12 @@ def api() -> Client:
 def test_slice_lifecycle(api: Client) -> None:
     assert api.call("GET", "/networks")[:2] == (200, [])
     status, body, headers = api.call("POST", "/networks", {"id": "slice1", "description": "one"})
-    assert status == 201 and body["id"] == "slice1"
+    assert (status, body) == (202, {"id": "slice1", "description": "one"})
     assert headers["Content-Type"] == "application/json"
     assert api.call("GET", "/networks")[1] == [{"id": "slice1", "description": "one"}]
-    assert api.call("PUT", "/networks/slice1", {"description": "uno"})[1]["description"] == "uno"
-    assert api.call("GET", "/networks/slice1")[1]["ports"] == []
-    assert api.call("DELETE", "/networks/slice1")[:2] == (204, None)
+    assert api.call("PUT", "/networks/slice1", {"description": "uno"})[:2] == (202, None)
+    assert api.call("GET", "/networks/slice1")[1] == {"bindings": [], "description": "uno"}
+    assert api.call("DELETE", "/networks/slice1")[:2] == (202, None)
     assert api.call("GET", "/networks/slice1")[0] == 404
 
 
@@ -69,30 +69,71 @@ def test_errors(api: Client) -> None:
     status, _, headers = api.call("DELETE", "/networks")
     assert status == 405 and headers["Allow"] == "GET, POST"
     assert api.call("PUT", "/config", {"loose": "yes"})[0] == 400
+    assert api.call("POST", "/filters", [{"id": "f", "slice": "nope"}])[0] == 422
+    assert api.call("POST", "/filters", [{"id": "f", "action": "MAYBE"}])[0] == 400
+    assert api.call("PUT", "/filters/x", {})[0] == 405
 
 
-def test_bindings(api: Client) -> None:
+def test_bindings_have_tremas_shapes(api: Client) -> None:
     api.call("POST", "/networks", {"id": "s1"})
     api.call("POST", "/networks", {"id": "s2"})
-    status, port, _ = api.call("POST", "/networks/s1/ports", {"id": "p1", "datapath_id": "0x1", "port": 1})
-    assert status == 201 and port == {"id": "p1", "datapath_id": "0x1", "port": 1, "vid": 65535, "attachments": []}
-    assert api.call("POST", "/networks/s2/ports", {"datapath_id": 1, "port": 1})[0] == 422
-    status, att, _ = api.call("POST", "/networks/s1/ports/p1/attachments", {"id": "a", "mac": "02-00-00-00-00-01"})
-    assert status == 201 and att == {"id": "a", "mac": "02:00:00:00:00:01"}
-    assert api.call("GET", "/networks/s1/ports/p1/attachments/a")[1]["mac"] == "02:00:00:00:00:01"
-    assert api.call("GET", "/networks/s1/ports/p1")[1]["attachments"] == [att]
-    status, mac, _ = api.call("POST", "/networks/s2/attachments", {"mac": "02:00:00:00:00:03"})
-    assert status == 201 and mac["id"] == "mac1"
-    assert api.call("POST", "/networks/s1/attachments", {"mac": "02:00:00:00:00:03"})[0] == 422
-    assert api.call("GET", "/networks/s2/attachments")[1] == [mac]
-    assert api.table.lookup(1, 1, slices.UNTAGGED, "02:00:00:00:00:09") == "s1"
-    assert api.table.lookup(1, 7, slices.UNTAGGED, "02:00:00:00:00:03") == "s2"
-    assert api.call("DELETE", "/networks/s1/ports/p1/attachments/a")[0] == 204
+    assert api.call("POST", "/networks/s1/ports", {"id": "p1", "datapath_id": "0x1234", "port": 1})[:2] == (202, None)
+    assert api.call("GET", "/networks/s1/ports")[1] == [{"vid": 65535, "datapath_id": "4660", "id": "p1", "port": 1}]
+    assert api.call("POST", "/networks/s2/ports", {"datapath_id": 4660, "port": 1})[0] == 422  # port taken
+    assert api.call("POST", "/networks/s1/ports/p1/attachments", {"id": "a", "mac": "02-00-00-00-00-01"})[0] == 202
+    assert api.call("POST", "/networks/s1/ports/p9/attachments", {"mac": "02:00:00:00:00:02"})[0] == 422
+    assert api.call("GET", "/networks/s1/ports/p1/attachments/a")[1] == {"id": "a", "mac": "02:00:00:00:00:01"}
+    assert api.call("GET", "/networks/s1/ports/p1")[1] == {
+        "config": {"vid": 65535, "datapath_id": "4660", "port": 1},
+        "attachments": [{"id": "a", "mac": "02:00:00:00:00:01"}],
+    }
+    assert api.call("POST", "/networks/s2/attachments", {"mac": "02:00:00:00:00:03"})[0] == 202
+    assert api.call("GET", "/networks/s2/attachments")[1] == [{"id": "02:00:00:00:00:03", "mac": "02:00:00:00:00:03"}]
+    assert api.call("POST", "/networks/s1/attachments", {"mac": "02:00:00:00:00:03"})[0] == 422  # MAC taken
+    assert api.call("GET", "/networks/s1")[1] == {
+        "bindings": [
+            {"id": "p1", "type": 1, "datapath_id": "4660", "port": 1, "vid": 65535},
+            {"id": "a", "type": 4, "datapath_id": "4660", "port": 1, "vid": 65535, "mac": "02:00:00:00:00:01"},
+        ],
+        "description": "",
+    }
+    assert api.table.lookup(4660, 1, slices.UNTAGGED, "02:00:00:00:00:09") == "s1"
+    assert api.table.lookup(4660, 7, slices.UNTAGGED, "02:00:00:00:00:03") == "s2"
+    assert api.call("DELETE", "/networks/s1/ports/p1/attachments/a")[0] == 202
     assert api.call("DELETE", "/networks/s1/ports/p1/attachments/a")[0] == 404
-    assert api.call("DELETE", "/networks/s2/attachments/mac1")[0] == 204
-    assert api.call("DELETE", "/networks/s1/ports/p1")[0] == 204
+    assert api.call("DELETE", "/networks/s2/attachments/02:00:00:00:00:03")[0] == 202
+    assert api.call("DELETE", "/networks/s1/ports/p1")[0] == 202
     assert api.call("GET", "/networks/s1/ports")[1] == []
-    assert api.table.lookup(1, 1, slices.UNTAGGED, "02:00:00:00:00:09") is None
+    assert api.table.lookup(4660, 1, slices.UNTAGGED, "02:00:00:00:00:09") is None
+
+
+def test_filters(api: Client) -> None:
+    api.call("POST", "/networks", {"id": "s1"})
+    deny = {"id": "d", "priority": "10", "dl_src": "02:00:00:00:00:01", "slice": "s1", "action": "DENY"}
+    assert api.call("POST", "/filters", deny)[:2] == (202, None)  # one object, or a list of them
+    status, body, _ = api.call("GET", "/filters/d")
+    assert status == 200 and body["dl_src"] == "02:00:00:00:00:01" and body["slice"] == "s1"
+    assert body["wildcards"] == "in_datapath_id" and body["action"] == "DENY" and body["priority"] == 10
+    # all or nothing: the duplicate id in the list refuses both
+    assert api.call("POST", "/filters", [{"id": "a", "action": "ALLOW"}, {"id": "d"}])[0] == 422
+    assert [f["id"] for f in api.call("GET", "/filters")[1]] == ["d"]
+    api.call("DELETE", "/networks/s1")  # the filter stays, its slice is gone
+    assert api.call("GET", "/filters/d")[1]["slice"] == "UNDEFINED (0x1)"
+    assert api.call("DELETE", "/filters/d")[:2] == (202, None)
+    assert api.call("DELETE", "/filters/d")[0] == 404
+
+
+def test_db_is_tremas_tables(api: Client) -> None:
+    api.call("POST", "/networks", {"id": "s1", "description": "one"})
+    api.call("POST", "/networks/s1/attachments", {"id": "m", "mac": "00:00:00:00:01:00"})
+    status, db, _ = api.call("GET", "/db")
+    assert status == 200 and db["slices"] == [{"number": 1, "id": "s1", "description": "one"}]
+    assert db["bindings"] == [
+        {"type": 2, "datapath_id": None, "port": None, "vid": None, "mac": 256, "id": "m", "slice_number": 1}
+    ]
+    assert api.call("PUT", "/db", {"slices": [], "bindings": db["bindings"]})[0] == 400  # slice 1 is missing
+    assert api.call("GET", "/db")[1] == db
+    assert api.call("PUT", "/db", {})[:2] == (200, {"slices": [], "bindings": [], "filter": []})
 
 
 def test_config_and_change_hook(api: Client) -> None:

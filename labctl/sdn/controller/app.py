@@ -5,11 +5,19 @@ Runs on the controller host under ``osken-manager`` (Debian's python3-os-ken 2.5
 Settings come from the JSON file named by $SDN_CONTROLLER_CONFIG:
 
     {"rest_host": "198.18.2.14", "rest_port": 8080, "flow_idle_timeout": 60, "drop_hard_timeout": 10,
-     "state_file": "/var/lib/sdn-controller/state.json", "seed": {"config": {...}, "slices": [...]}}
+     "state_file": "/var/lib/sdn-controller/state.json",
+     "seed": {"config": {...}, "slices": [...], "filters": [...]}}
 
-At start the slices are the seed's, unless the state file (written after every REST change) was made
-from the same seed: then the run-time state wins. The decisions live in slices.py; this module only
-turns them into OpenFlow messages, and flushes its flows (by cookie) whenever the slices change.
+At start the slices and filters are the seed's, unless the state file (written after every REST change)
+was made from the same seed: then the run-time state wins. The decisions live in slices.py and
+filters.py; this module only turns them into OpenFlow messages, and flushes its flows (by cookie)
+whenever the slices, filters or options change.
+
+Filters are applied as Trema applies them: on the packet-in of each new flow, after the slice lookup.
+ALLOW installs the forwarding flow, DENY (and LOCAL, not implemented: no redirection to the
+controller's IP stack) installs a drop flow for drop_hard_timeout seconds. Both flows match exactly the
+packet fields the filters look at (on top of in_port, VLAN and MACs), so every packet a flow carries
+or drops gets the verdict the filters would give it.
 """
 
 from __future__ import annotations
@@ -23,10 +31,10 @@ from os_ken.base import app_manager
 from os_ken.controller import ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.lib import hub
-from os_ken.lib.packet import ether_types, ethernet, packet, vlan
+from os_ken.lib.packet import arp, ether_types, ethernet, icmp, ipv4, packet, tcp, udp, vlan
 from os_ken.ofproto import ofproto_v1_3
 
-from . import rest, slices
+from . import filters, rest, slices
 
 COOKIE = 0x51_1CE0_0000_0001  # every flow this app installs carries it (the table-miss flow does not)
 CONFIG_ENV = "SDN_CONTROLLER_CONFIG"
@@ -42,6 +50,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "state_file": "",
     "seed": {"config": {}, "slices": []},
 }
+_L3_FIELDS = {"dl_type", "nw_tos", "nw_proto", "nw_src", "nw_dst", "tp_src", "tp_dst"}
 
 
 def seed_digest(seed: Any) -> str:
@@ -142,6 +151,58 @@ class SliceableSwitch(app_manager.OSKenApp):
             fields["eth_dst"] = dst
         return parser.OFPMatch(**fields)
 
+    @staticmethod
+    def _flow_match(parser: Any, frame: filters.Frame, vid: int, src: str, dst: str, examined: set[str]) -> Any:
+        """(in_port, VLAN, MACs) plus, as OpenFlow 1.3 fields, every packet field a filter looks at."""
+        m: dict[str, Any] = {"in_port": frame.in_port, "eth_src": src, "eth_dst": dst}
+        m["vlan_vid"] = 0x0000 if vid == slices.UNTAGGED else (0x1000 | vid)
+        if "dl_vlan_pcp" in examined and vid != slices.UNTAGGED:
+            m["vlan_pcp"] = frame.dl_vlan_pcp
+        if not examined & _L3_FIELDS:
+            return parser.OFPMatch(**m)
+        m["eth_type"] = frame.dl_type
+        if frame.dl_type == ether_types.ETH_TYPE_IP:
+            if "nw_tos" in examined:
+                m["ip_dscp"] = frame.nw_tos >> 2
+            if examined & {"nw_proto", "tp_src", "tp_dst"}:
+                m["ip_proto"] = frame.nw_proto
+            if "nw_src" in examined:
+                m["ipv4_src"] = filters.int_to_ip(frame.nw_src)
+            if "nw_dst" in examined:
+                m["ipv4_dst"] = filters.int_to_ip(frame.nw_dst)
+            ports = {6: ("tcp_src", "tcp_dst"), 17: ("udp_src", "udp_dst"), 1: ("icmpv4_type", "icmpv4_code")}
+            if frame.nw_proto in ports:
+                for field, name in zip(("tp_src", "tp_dst"), ports[frame.nw_proto], strict=True):
+                    if field in examined:
+                        m[name] = getattr(frame, field)
+        elif frame.dl_type == ether_types.ETH_TYPE_ARP:
+            for field, name in (("nw_proto", "arp_op"), ("nw_src", "arp_spa"), ("nw_dst", "arp_tpa")):
+                if field in examined:
+                    value = getattr(frame, field)
+                    m[name] = filters.int_to_ip(value) if field != "nw_proto" else value
+        return parser.OFPMatch(**m)
+
+    @staticmethod
+    def _frame(pkt: Any, in_port: int, eth: Any, tag: Any) -> filters.Frame:
+        """The packet as Trema's OpenFlow 1.0 exact match (set_match_from_packet)."""
+        frame = filters.Frame(in_port, slices.mac_int(eth.src), slices.mac_int(eth.dst), dl_type=eth.ethertype)
+        if tag is not None:
+            frame.dl_vlan, frame.dl_vlan_pcp, frame.dl_type = tag.vid, tag.pcp, tag.ethertype
+        ip, req = pkt.get_protocol(ipv4.ipv4), pkt.get_protocol(arp.arp)
+        if ip is not None:
+            frame.nw_tos, frame.nw_proto = ip.tos & 0xFC, ip.proto
+            frame.nw_src, frame.nw_dst = filters.ip_to_int(ip.src, "ip")[0], filters.ip_to_int(ip.dst, "ip")[0]
+            l4 = pkt.get_protocol(tcp.tcp) or pkt.get_protocol(udp.udp)
+            if l4 is not None:
+                frame.tp_src, frame.tp_dst = l4.src_port, l4.dst_port
+            echo = pkt.get_protocol(icmp.icmp)
+            if echo is not None:
+                frame.tp_src, frame.tp_dst = echo.type, echo.code
+        elif req is not None:
+            frame.nw_proto = req.opcode & 0xFF
+            frame.nw_src, frame.nw_dst = filters.ip_to_int(req.src_ip, "ip")[0], filters.ip_to_int(req.dst_ip, "ip")[0]
+        return frame
+
     def _add_flow(
         self,
         dp: Any,
@@ -197,9 +258,15 @@ class SliceableSwitch(app_manager.OSKenApp):
             return
         tag = pkt.get_protocol(vlan.vlan)
         vid = tag.vid if tag is not None else slices.UNTAGGED
-        decision = slices.decide(self.table, self.fdb, dp.id, in_port, vid, eth.src, eth.dst)
+        frame = self._frame(pkt, in_port, eth, tag)
+        decision = slices.decide(self.table, self.fdb, dp.id, in_port, vid, eth.src, eth.dst, frame)
         if self.table.locations_dirty:
             self._persist()
+        if decision.action == "deny":  # a filter (or no filter at all) refuses this flow
+            self.logger.debug("filter: deny %s on %s:%d", frame, slices.dpid_str(dp.id), in_port)
+            match = self._flow_match(parser, frame, vid, eth.src, eth.dst, self.table.examined)
+            self._add_flow(dp, match, [], hard=int(self.settings["drop_hard_timeout"]))
+            return
         if decision.action == "drop":
             if decision.slice_id is None:  # no slice admits this host here: drop for a while
                 self.logger.debug("drop %s on %s:%d vid %d", eth.src, slices.dpid_str(dp.id), in_port, vid)
@@ -208,7 +275,7 @@ class SliceableSwitch(app_manager.OSKenApp):
             return
         actions = [parser.OFPActionOutput(p) for p in decision.ports]
         if decision.action == "forward":
-            match = self._match(parser, in_port, vid, eth.src, eth.dst)
+            match = self._flow_match(parser, frame, vid, eth.src, eth.dst, self.table.examined)
             self._add_flow(dp, match, actions, idle=int(self.settings["flow_idle_timeout"]))
         if not actions:
             return

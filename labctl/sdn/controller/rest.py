@@ -1,18 +1,29 @@
-"""The sliceable switch's REST API as a plain WSGI callable (no WebOb, no os_ken), shaped like Trema's.
+"""The sliceable switch's REST API as a plain WSGI callable (no WebOb, no os_ken): Trema's.
 
-    GET  POST        /networks                                   list (id, description) / create {id, description}
-    GET  PUT  DELETE /networks/{id}                              one slice with its bindings
-    GET  POST        /networks/{id}/ports                        port bindings {id?, datapath_id, port, vid?}
-    GET  DELETE      /networks/{id}/ports/{bid}
-    GET  POST        /networks/{id}/attachments                  MAC bindings {id?, mac}
+Paths, methods, status codes and bodies are those of Trema's sliceable_switch REST API (trema/apps
+sliceable_switch config.cgi, restapi.psgi; proven by its features/rest_if_*.feature scenarios, which
+tests/unit/test_sdn_trema_features.py runs against this module):
+
+    GET  POST        /networks                        [{id, description}] / {id?, description?} -> 202 {id, description}
+    GET  PUT  DELETE /networks/{id}                   {bindings: [...], description} / {description} -> 202 / 202
+    GET  POST        /networks/{id}/ports             [{vid, datapath_id, id, port}] / {id?, datapath_id, port, vid}
+    GET  DELETE      /networks/{id}/ports/{bid}       {config: {vid, datapath_id, port}, attachments?: [...]} / 202
+    GET  POST        /networks/{id}/attachments       [{id, mac}] / {id?, mac} (MAC bindings)
     GET  DELETE      /networks/{id}/attachments/{bid}
-    GET  POST        /networks/{id}/ports/{pbid}/attachments     port-MAC bindings {id?, mac}
+    GET  POST        /networks/{id}/ports/{pbid}/attachments          port-MAC bindings on that port
     GET  DELETE      /networks/{id}/ports/{pbid}/attachments/{bid}
-    GET  PUT         /config                                     {restrict_hosts_on_port, loose}
-    GET              /locations                                  where MAC-bound hosts were last seen
+    GET  POST        /filters                         [filter, ...] / a filter or a list of them -> 202
+    GET  DELETE      /filters/{id}
 
-JSON in and out. Errors are {"error": message}: 400 invalid input, 404 unknown slice/binding/path,
-405 wrong method, 422 duplicate id or binding already taken.
+Writes answer 202 Accepted (POST /networks with the created {id, description}, the others with no
+body); datapath ids are decimal strings. Errors: 400 invalid input (Trema has no 400: it fails with
+500), 404 unknown slice/binding/filter/path, 405 wrong method, 422 duplicate id, a binding already
+taken, a port binding or slice that a new binding or filter names but that does not exist. Error
+bodies are {"error": message}.
+
+labctl's additions (not Trema's): GET/PUT /config {restrict_hosts_on_port, loose} (Trema's command line
+options -r and -m), GET /locations (where MAC-bound hosts were last seen), GET/PUT /db (Trema's three
+database tables as records: {slices, bindings, filter}; PUT replaces them all).
 """
 
 from __future__ import annotations
@@ -30,12 +41,10 @@ MAX_BODY = 1 << 20
 
 _REASONS = {
     200: "OK",
-    201: "Created",
-    204: "No Content",
+    202: "Accepted",
     400: "Bad Request",
     404: "Not Found",
     405: "Method Not Allowed",
-    411: "Length Required",
     413: "Payload Too Large",
     422: "Unprocessable Entity",
     500: "Internal Server Error",
@@ -49,8 +58,28 @@ class HttpError(Exception):
         self.allow = tuple(allow)
 
 
-def _mac_binding(bid: str, mac: str) -> dict[str, str]:
-    return {"id": bid, "mac": mac}
+ACCEPTED: tuple[int, Any] = (202, None)
+
+
+# --- Trema's representations (key order as in its feature files) ---------------------------------
+
+
+def _port(b: sl.Binding) -> dict[str, Any]:
+    return {"vid": b.vid, "datapath_id": str(b.dpid), "id": b.id, "port": b.port}
+
+
+def _mac(b: sl.Binding) -> dict[str, Any]:
+    return {"id": b.id, "mac": b.mac}
+
+
+def _binding(b: sl.Binding) -> dict[str, Any]:
+    """An entry of GET /networks/{id}'s bindings (config.cgi show_network)."""
+    out: dict[str, Any] = {"id": b.id, "type": b.type}
+    if b.type in (sl.PORT, sl.PORT_MAC):
+        out.update(datapath_id=str(b.dpid), port=b.port, vid=b.vid)
+    if b.type in (sl.MAC, sl.PORT_MAC):
+        out["mac"] = b.mac
+    return out
 
 
 class RestApi:
@@ -82,8 +111,11 @@ class RestApi:
                 re.compile(rf"^/networks/{seg}/attachments/{seg}/?$"),
                 {"GET": self.show_mac, "DELETE": self.remove_mac},
             ),
+            (re.compile(r"^/filters/?$"), {"GET": self.list_filters, "POST": self.add_filters}),
+            (re.compile(rf"^/filters/{seg}/?$"), {"GET": self.show_filter, "DELETE": self.remove_filter}),
             (re.compile(r"^/config/?$"), {"GET": self.get_config, "PUT": self.set_config}),
             (re.compile(r"^/locations/?$"), {"GET": self.list_locations}),
+            (re.compile(r"^/db/?$"), {"GET": self.get_db, "PUT": self.set_db}),
         ]
 
     # -- WSGI
@@ -101,8 +133,13 @@ class RestApi:
             status, payload = exc.status, {"error": str(exc)}
         except Exception as exc:  # pragma: no cover - last resort, keep the server alive
             status, payload = 500, {"error": f"internal error: {exc.__class__.__name__}: {exc}"}
-        body = b"" if status == 204 else (json.dumps(payload, indent=1) + "\n").encode()
-        headers += [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        if payload is None:  # Trema's bodiless replies
+            body = b""
+            headers.append(("Content-Type", "text/plain"))
+        else:  # compact JSON and a newline, as Trema prints it
+            body = (json.dumps(payload, separators=(",", ":")) + "\n").encode()
+            headers.append(("Content-Type", "application/json"))
+        headers.append(("Content-Length", str(len(body))))
         start_response(f"{status} {_REASONS.get(status, 'Status')}", headers)
         return [body] if body else []
 
@@ -135,72 +172,100 @@ class RestApi:
             raise HttpError(413, "request body too large")
         raw = environ["wsgi.input"].read(length) if length else b""
         if not raw.strip():
-            raise HttpError(400, "a JSON object body is required")
+            raise HttpError(400, "a JSON body is required")
         try:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise HttpError(400, f"body is not valid JSON: {exc}") from None
 
-    # -- slices
+    # -- networks (slices)
     def list_slices(self) -> tuple[int, Any]:
-        return 200, [s.summary() for s in self.table.slices.values()]
+        return 200, [{"id": s.id, "description": s.description} for s in self.table.slices.values()]
 
     def create_slice(self, body: Any) -> tuple[int, Any]:
-        return 201, self.table.create_slice(body).to_dict()
+        s = self.table.create_slice(body)
+        return 202, {"id": s.id, "description": s.description}
 
     def show_slice(self, sid: str) -> tuple[int, Any]:
-        return 200, self.table.get(sid).to_dict()
+        s = self.table.get(sid)
+        return 200, {"bindings": [_binding(b) for b in self.table.bindings_of(sid)], "description": s.description}
 
     def update_slice(self, sid: str, body: Any) -> tuple[int, Any]:
-        return 200, self.table.update_slice(sid, body).to_dict()
+        self.table.update_slice(sid, body)
+        return ACCEPTED
 
     def delete_slice(self, sid: str) -> tuple[int, Any]:
         self.table.delete_slice(sid)
-        return 204, None
+        return ACCEPTED
 
     # -- port bindings
     def list_ports(self, sid: str) -> tuple[int, Any]:
-        return 200, [p.to_dict() for p in self.table.get(sid).ports.values()]
+        return 200, [_port(b) for b in self.table.bindings_of(sid, sl.PORT)]
 
     def add_port(self, sid: str, body: Any) -> tuple[int, Any]:
-        return 201, self.table.add_port(sid, body).to_dict()
+        self.table.add_port(sid, body)
+        return ACCEPTED
 
     def show_port(self, sid: str, bid: str) -> tuple[int, Any]:
-        return 200, self.table.get_port(sid, bid).to_dict()
+        b = self.table.binding(sid, bid, sl.PORT)
+        out: dict[str, Any] = {"config": {"vid": b.vid, "datapath_id": str(b.dpid), "port": b.port}}
+        macs = self.table.port_macs(sid, bid)
+        if macs:
+            out["attachments"] = [_mac(m) for m in macs]
+        return 200, out
 
     def remove_port(self, sid: str, bid: str) -> tuple[int, Any]:
-        self.table.remove_port(sid, bid)
-        return 204, None
+        self.table.remove_binding(sid, bid, sl.PORT)
+        return ACCEPTED
 
     # -- MAC bindings
     def list_macs(self, sid: str) -> tuple[int, Any]:
-        return 200, [_mac_binding(b, m) for b, m in self.table.get(sid).attachments.items()]
+        return 200, [_mac(b) for b in self.table.bindings_of(sid, sl.MAC)]
 
     def add_mac(self, sid: str, body: Any) -> tuple[int, Any]:
-        return 201, _mac_binding(*self.table.add_mac(sid, body))
+        self.table.add_mac(sid, body)
+        return ACCEPTED
 
     def show_mac(self, sid: str, bid: str) -> tuple[int, Any]:
-        return 200, _mac_binding(bid, self.table.get_mac(sid, bid))
+        return 200, _mac(self.table.binding(sid, bid, sl.MAC))
 
     def remove_mac(self, sid: str, bid: str) -> tuple[int, Any]:
-        self.table.remove_mac(sid, bid)
-        return 204, None
+        self.table.remove_binding(sid, bid, sl.MAC)
+        return ACCEPTED
 
     # -- port-MAC bindings
     def list_port_macs(self, sid: str, pbid: str) -> tuple[int, Any]:
-        return 200, [_mac_binding(b, m) for b, m in self.table.get_port(sid, pbid).attachments.items()]
+        return 200, [_mac(b) for b in self.table.port_macs(sid, pbid)]
 
     def add_port_mac(self, sid: str, pbid: str, body: Any) -> tuple[int, Any]:
-        return 201, _mac_binding(*self.table.add_port_mac(sid, pbid, body))
+        self.table.add_port_mac(sid, pbid, body)
+        return ACCEPTED
 
     def show_port_mac(self, sid: str, pbid: str, bid: str) -> tuple[int, Any]:
-        return 200, _mac_binding(bid, self.table.get_port_mac(sid, pbid, bid))
+        # Trema looks the binding up in the slice whatever the port binding in the path
+        return 200, _mac(self.table.binding(sid, bid, sl.PORT_MAC))
 
     def remove_port_mac(self, sid: str, pbid: str, bid: str) -> tuple[int, Any]:
-        self.table.remove_port_mac(sid, pbid, bid)
-        return 204, None
+        self.table.remove_binding(sid, bid, sl.PORT_MAC)
+        return ACCEPTED
 
-    # -- options and state
+    # -- filters
+    def list_filters(self) -> tuple[int, Any]:
+        return 200, [f.to_rest(self.table.slice_id_of(f.slice_number)) for f in self.table.filters]
+
+    def add_filters(self, body: Any) -> tuple[int, Any]:
+        self.table.add_filters(body)
+        return ACCEPTED
+
+    def show_filter(self, fid: str) -> tuple[int, Any]:
+        f = self.table.get_filter(fid)
+        return 200, f.to_rest(self.table.slice_id_of(f.slice_number))
+
+    def remove_filter(self, fid: str) -> tuple[int, Any]:
+        self.table.remove_filter(fid)
+        return ACCEPTED
+
+    # -- labctl's additions: options, state, the tables
     def get_config(self) -> tuple[int, Any]:
         return 200, self.table.config.to_dict()
 
@@ -209,3 +274,10 @@ class RestApi:
 
     def list_locations(self) -> tuple[int, Any]:
         return 200, self.table.to_dict(with_locations=True)["locations"]
+
+    def get_db(self) -> tuple[int, Any]:
+        return 200, self.table.records()
+
+    def set_db(self, body: Any) -> tuple[int, Any]:
+        self.table.load_records(body)
+        return 200, self.table.records()
