@@ -112,7 +112,7 @@ def test_down_stopped_midway_says_what_is_left_and_a_second_down_finishes(
         assert "'down' of lab 'it-half' stopped" in flat(res.stderr)
         assert "Left: 1 network(s) (lab)" in flat(res.stderr)
         assert "run 'labctl down --name it-half' again" in flat(res.stderr)
-        assert lab_containers("it-half") == [] and lab_networks("it-half") == ["labctl-it-half-lab"]
+        assert lab_containers("it-half") == [] and lab_networks("it-half") == ["labctl-it-half_lab"]
         run("down", "--name", "it-half", env=labenv)
     finally:
         run("down", "-f", str(lab), env=labenv, check=False)
@@ -221,7 +221,7 @@ def _results_seen(state_dir: Path) -> bool:
 def test_sigkill_of_up_during_converge_leaves_no_ansible_playbook(tmp_path: Path, labenv: dict[str, str]) -> None:
     lab = write_lab(tmp_path, "it-kill", "198.18.85.0/24", hosts=1)
     state_dir = Path(labenv["LABCTL_STATE_DIR"]) / "it-kill"
-    container = "labctl-it-kill-h1"
+    container = "labctl-it-kill_h1"
     try:
         run("up", "-f", str(lab), "--no-provision", env=labenv)
         proc = subprocess.Popen(
