@@ -340,6 +340,11 @@ def status(lab: Lab) -> list[dict[str, Any]]:
     return rows
 
 
+def all_up(rows: list[dict[str, Any]]) -> bool:
+    """True when every host of a status listing is running (or a static host)."""
+    return all(r["state"] in ("running", "static") for r in rows)
+
+
 def running_labs() -> dict[str, dict[str, Any]]:
     return all_labs()
 

@@ -131,6 +131,8 @@ def smoke_table(results: list[CheckResult]) -> None:
             result += f"\n{r.message}"
         if r.status == "failed" and r.command:
             result += f"\n$ {r.command}\n{r.output[-1500:]}"
+        if r.logs:
+            result += "\nlogs: " + "; ".join(r.logs)
         table.add_row(r.service, r.check, ", ".join(r.hosts), result, f"{r.seconds:.1f}s")
     out.print(table)
     total = sum(r.seconds for r in results)
