@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK
 """labctl's command line: parse, call, render. The work happens in lab.py and friends."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
-from labctl import hostexec, inventory, journal, lab, sshconfig, ui
+from labctl import completion, graph, hostexec, inventory, journal, lab, sshconfig, ui
 from labctl.errors import LabError
 from labctl.providers import image
 from labctl.smoke.context import context_for
@@ -195,6 +196,20 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return hostexec.run_one(hostexec.ssh_argv(config, args.host, command, tty))
 
 
+def cmd_graph(args: argparse.Namespace) -> int:
+    topo, state = lab.resolve(args.file, args.name)
+    if topo is None:
+        lab.require(topo, state)  # raises: no such lab
+    assert topo is not None
+    text = graph.render(graph.build(lab.Lab(topo, state)), args.format)
+    if args.output:
+        with open(args.output, "w") as handle:
+            handle.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_restart(args: argparse.Namespace) -> int:
     running = _running(args)
     lab.restart(running, args.hosts or list(running.topo.hosts), say=ui.say)
@@ -301,6 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("host")
     p.add_argument("unit", nargs="?", help="a unit, a template (mongrel2 = mongrel2 and mongrel2@*) or a glob")
 
+    p = verb("graph", cmd_graph, "draw the lab: networks, hosts, addresses, port forwards, SDN slices")
+    _lab_args(p)
+    p.add_argument("--format", choices=graph.FORMATS, default="mermaid", help="output format (default mermaid)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+
     p = verb("restart", cmd_restart, "stop and start hosts (all by default), as a reboot would")
     _lab_args(p)
     p.add_argument("hosts", nargs="*", metavar="HOST")
@@ -332,6 +352,7 @@ def _add_extensions(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    completion.autocomplete(parser)
     args = parser.parse_args(argv)
     try:
         return int(args.fn(args))

@@ -1,10 +1,13 @@
-"""Everyday commands against one small real lab: exec (stdin, streaming, exit codes, TTY, many hosts),
-ssh-config with the system ssh/scp, cp both ways, logs, status's exit code."""
+"""Everyday commands against one small real lab (hosts created, not provisioned): exec (stdin, streaming,
+exit codes, TTY, many hosts), ssh-config with the system ssh/scp, cp both ways, logs, graph in a real
+headless browser, status's exit code."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -27,7 +30,11 @@ groups:
 hosts:
   - {{name: a1, groups: [app], networks: [lab]}}
   - {{name: a2, groups: [app], networks: [lab]}}
-  - {{name: solo, groups: [], networks: [lab]}}
+  - name: solo
+    groups: [nat_gateway]
+    networks: [lab]
+    vars:
+      nat_gateway_forwards: [{{name: app, protocol: tcp, port: 8080, to_host: a1, to_port: 80}}]
 """
 
 
@@ -198,6 +205,85 @@ def test_logs_of_a_host_and_of_one_unit(lab: Lab) -> None:
         guard.cancel()
         proc.kill()
         proc.wait()
+
+
+CHROMIUM = shutil.which("chromium")
+
+
+def chromium(*args: str) -> subprocess.CompletedProcess[str]:
+    assert CHROMIUM is not None
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, check=False, timeout=300)
+
+
+def test_graph_shows_live_states_and_forwards(lab: Lab, tmp_path: Path) -> None:
+    mermaid = lab.run("graph").stdout
+    assert mermaid.startswith("flowchart LR")
+    # the gateway has no iptables (not provisioned): the topology's forward is drawn
+    assert 'host_solo ==>|"app: tcp/8080 → a1:80"| host_a1' in mermaid
+    # a gateway's rules in force win over the topology: read over SSH from `iptables -t nat -S`
+    rule = (
+        "-A PREROUTING -p tcp -m tcp --dport 9090 -m comment "
+        '--comment "labctl nat_gateway forward live" -j DNAT --to-destination 198.18.140.11:90'
+    )
+    fake = f"#!/bin/sh\ncat <<'EOF'\n-P PREROUTING ACCEPT\n{rule}\nEOF\n"
+    install = "cat > /usr/local/sbin/iptables && chmod +x /usr/local/sbin/iptables"
+    put = subprocess.run(
+        [LABCTL, "exec", "-f", str(lab.path), "solo", "--", "sh", "-c", install],
+        input=fake,
+        env=lab.env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert put.returncode == 0, put.stderr
+    dot = lab.run("graph", "--format", "dot").stdout
+    assert (
+        'host_solo -> host_a2 [style=bold, color="#b45309", dir=forward, label="live: tcp/9090 → 198.18.140.11:90"]'
+        in dot
+    )
+    lab.run("exec", "solo", "--", "rm", "/usr/local/sbin/iptables")
+
+
+def test_graph_html_in_a_headless_browser(lab: Lab, tmp_path: Path) -> None:
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed: .ci/run installs it")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    page = tmp_path / "lab.html"
+    lab.run("graph", "--format", "html", "-o", str(page))
+    shot = tmp_path / "lab.png"
+    taken = chromium(f"--screenshot={shot}", "--window-size=1200,1000", page.as_uri())
+    assert shot.is_file() and shot.read_bytes().startswith(b"\x89PNG"), taken.stderr
+    dom = chromium("--dump-dom", page.as_uri()).stdout
+    for host in ("a1", "a2", "solo"):
+        assert f"<td>{host}</td>" in dom  # the status table
+        assert f">{host}</text>" in dom  # the picture (Graphviz SVG, inline)
+    assert dom.count(">running</td>") == 3
+
+
+def complete(lab: Lab, words: list[str]) -> list[str]:
+    """What bash offers for the last word, through argcomplete's own bash hook (as setup.sh installs)."""
+    hook = subprocess.run(
+        [str(Path(LABCTL).parent / "register-python-argcomplete"), "labctl"], capture_output=True, text=True, check=True
+    ).stdout
+    line = " ".join(words)
+    script = (
+        f"{hook}\nCOMP_LINE={shlex.quote(line)}; COMP_POINT=${{#COMP_LINE}}; COMP_WORDS=({shlex.join(words)}); "
+        f"COMP_CWORD={len(words) - 1}; COMP_TYPE=9; _python_argcomplete labctl {shlex.quote(words[-1])} "
+        f'{shlex.quote(words[-2])}; printf "%s\\n" "${{COMPREPLY[@]}}"'
+    )
+    env = dict(lab.env, PATH=f"{Path(LABCTL).parent}:{os.environ['PATH']}")
+    out = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, check=True, timeout=60)
+    return sorted(w.strip() for w in out.stdout.splitlines() if w.strip())
+
+
+def test_bash_completion_of_verbs_labs_and_hosts(lab: Lab) -> None:
+    assert complete(lab, ["labctl", "ssh-"]) == ["ssh-config"]
+    assert complete(lab, ["labctl", "status", "--name", "it-e"]) == [NAME]
+    assert complete(lab, ["labctl", "exec", "-f", str(lab.path), "a"]) == ["a1", "a2"]
+    assert complete(lab, ["labctl", "logs", "--name", NAME, "s"]) == ["solo"]
 
 
 def test_status_exits_1_when_a_host_is_stopped(lab: Lab) -> None:

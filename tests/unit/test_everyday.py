@@ -79,3 +79,20 @@ def test_status_is_up_only_when_every_host_runs() -> None:
     assert lab.all_up([{"state": "running"}, {"state": "static"}])
     assert not lab.all_up([{"state": "running"}, {"state": "stopped"}])
     assert not lab.all_up([{"state": "missing"}])
+
+
+def test_graph_of_the_default_lab_from_its_topology() -> None:
+    from labctl import graph, paths
+    from labctl.topology import load
+
+    model = graph.topology_model(load(paths.DEFAULT_LAB, paths.known_groups()))
+    mermaid = graph.to_mermaid(model)
+    assert 'net_inside{{"inside<br/>198.18.2.0/24"}}' in mermaid
+    assert 'host_db["db<br/>mongodb, memcached<br/>inside 198.18.2.11"]' in mermaid
+    assert 'host_gw ==>|"web: tcp/80 → web:6767"| host_web' in mermaid  # the role's default forward
+    assert 'slice_sdn_slice2(["slice2: h3, h4"])' in mermaid
+    dot = graph.to_dot(model)
+    assert dot.startswith('digraph "lab default" {') and dot.rstrip().endswith("}")
+    assert 'host_ext -> net_outside [label="198.18.1.11"];' in dot
+    page = graph.to_html(model, "<svg></svg>")
+    assert "<td>swig, zeromq, memcached_clients, mongodb_clients</td>" in page and "<svg></svg>" in page
