@@ -182,10 +182,14 @@ def test_cp_to_and_from_a_host(lab: Lab, tmp_path: Path) -> None:
 
 
 def test_logs_of_a_host_and_of_one_unit(lab: Lab) -> None:
+    # a message from the ssh session, and one from a unit of its own (a transient service)
     lab.run("exec", "solo", "--", "logger", "-t", "everyday", "marker-4711")
-    assert "marker-4711" in run("logs", "--file", str(lab.path), "solo", env=lab.env).stdout
-    ssh_unit = run("logs", "--file", str(lab.path), "solo", "ssh", "-n", "50", env=lab.env).stdout
-    assert "sshd" in ssh_unit and "marker-4711" not in ssh_unit
+    lab.run("exec", "solo", "--", "systemd-run", "--wait", "--quiet", "--unit=everyday-probe", "echo", "probe-0042")
+    lab.run("exec", "solo", "--", "journalctl", "--sync")  # journald has written what it received
+    host = run("logs", "--file", str(lab.path), "solo", env=lab.env).stdout
+    assert "marker-4711" in host and "probe-0042" in host
+    unit = run("logs", "--file", str(lab.path), "solo", "everyday-probe", env=lab.env).stdout
+    assert "probe-0042" in unit and "marker-4711" not in unit
     # -f follows: an entry logged once it printed the last one shows up while it runs
     proc = subprocess.Popen(
         [LABCTL, "logs", "--file", str(lab.path), "solo", "-f", "-n", "1"],
