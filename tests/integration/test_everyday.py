@@ -279,7 +279,11 @@ def complete(lab: Lab, words: list[str]) -> list[str]:
         f'{shlex.quote(words[-2])}; printf "%s\\n" "${{COMPREPLY[@]}}"'
     )
     env = dict(lab.env, PATH=f"{Path(LABCTL).parent}:{os.environ['PATH']}")
-    out = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, check=True, timeout=60)
+    empty = lab.path.parent / "empty"  # no local file names to offer besides the lab's words
+    empty.mkdir(exist_ok=True)
+    out = subprocess.run(
+        ["bash", "-c", script], env=env, cwd=empty, capture_output=True, text=True, check=True, timeout=60
+    )
     return sorted(w.strip() for w in out.stdout.splitlines() if w.strip())
 
 
