@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PACKAGES=(podman runc debootstrap netavark aardvark-dns uidmap openssh-client iptables python3-venv git ca-certificates)
+PACKAGES=(podman runc debootstrap netavark aardvark-dns uidmap openssh-client iptables python3-venv git ca-certificates graphviz bash-completion)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -38,5 +38,10 @@ if [ ! -x .venv/bin/labctl ]; then
   .venv/bin/pip install -q --upgrade pip >/dev/null
 fi
 .venv/bin/pip install -q -e '.[test]'
+
+# bash completion for labctl (verbs, lab names, host names): argcomplete's hook, loaded by bash-completion
+mkdir -p /etc/bash_completion.d
+.venv/bin/register-python-argcomplete labctl > /etc/bash_completion.d/labctl.tmp
+mv /etc/bash_completion.d/labctl.tmp /etc/bash_completion.d/labctl
 
 .venv/bin/labctl image build

@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK
 """labctl's command line: parse, call, render. The work happens in lab.py and friends."""
 
 from __future__ import annotations
@@ -5,14 +6,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import NoReturn
 
-from labctl import inventory, lab, ui
+from labctl import completion, graph, hostexec, inventory, journal, lab, sshconfig, ui
 from labctl.cli_args import lab_args
 from labctl.errors import LabError
 from labctl.providers import image
@@ -140,44 +140,113 @@ def cmd_status(args: argparse.Namespace) -> int:
         ui.status_table(state.name, rows)
         if rows and rows[0].get("forwards") and args.host:
             ui.forwards_table(args.host, rows[0]["forwards"])
-    return 0
+    return 0 if lab.all_up(rows) else 1
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
+    if args.host is None and not args.all and not args.group:
+        raise LabError(_NO_HOST)
     running = _running(args)
     command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    targets = _exec_targets(running, args, command)
     if not command:
         raise LabError("exec: no command given. Fix: labctl exec HOST -- COMMAND [ARGS...].")
-    running.require_host(args.host, "exec")
-    runner = running.runner()
-    try:
-        result = runner.run(args.host, shlex.join(command), timeout=args.timeout)
-    finally:
-        runner.close()
-    sys.stdout.write(result.stdout)
-    sys.stderr.write(result.stderr)
-    return result.exited
+    config = sshconfig.lab_config_file(running)
+    if targets is None:
+        running.require_host(args.host, "exec")
+        tty = hostexec.want_tty(args.tty)
+        return hostexec.run_one(hostexec.ssh_argv(config, args.host, command, tty), timeout=args.timeout)
+    argvs = {h: hostexec.ssh_argv(config, h, command, tty=False) for h in targets}
+    emit = None if args.json else hostexec.prefixed_printer(targets)
+    runs = hostexec.run_many(argvs, emit, timeout=args.timeout)
+    if args.json:
+        ui.print_json({"lab": running.name, "command": command, "hosts": [asdict(r) for r in runs]})
+    return 0 if all(r.exit_code == 0 for r in runs) else 1
+
+
+_NO_HOST = "exec: the following arguments are required: host. Fix: labctl exec HOST -- CMD, or --all / --group GROUP."
+
+
+def _exec_targets(running: lab.Lab, args: argparse.Namespace, command: list[str]) -> list[str] | None:
+    """The hosts of --all/--group (None for one host); with those, HOST is the command's first word."""
+    if not args.all and not args.group:
+        if args.json:
+            raise LabError("exec: --json goes with --all or --group. Fix: labctl exec --all --json -- CMD.")
+        if args.host is None:
+            raise LabError(_NO_HOST)
+        return None
+    if args.host is not None:
+        command.insert(0, args.host)
+    if args.all:
+        return list(running.topo.hosts)
+    groups = running.topo.group_hosts()
+    hosts: list[str] = []
+    for group in args.group:
+        if group not in groups:
+            raise LabError(
+                f"exec --group: no host of lab {running.name!r} is in group {group!r}. "
+                f"Fix: use one of: {', '.join(sorted(groups))}."
+            )
+        hosts += [h for h in groups[group] if h not in hosts]
+    return hosts
 
 
 def cmd_ssh(args: argparse.Namespace) -> int:
     running = _running(args)
     running.require_host(args.host, "ssh")
-    target = running.runner().targets[args.host]
-    argv = [
-        "ssh",
-        "-i",
-        target.key,
-        "-o",
-        f"UserKnownHostsFile={running.state.known_hosts}",
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "LogLevel=ERROR",
-        f"{target.user}@{target.address}",
-        *args.command,
-    ]
-    os.execvp("ssh", argv)
+    config = sshconfig.lab_config_file(running)
+    os.execvp("ssh", ["ssh", "-F", str(config), args.host, *args.command])
     return 0  # not reached
+
+
+def cmd_ssh_config(args: argparse.Namespace) -> int:
+    running = _running(args)
+    if args.host:
+        running.require_host(args.host, "ssh-config")
+    if args.path:
+        print(sshconfig.lab_config_file(running))
+        return 0
+    hosts = [h for h in sshconfig.lab_hosts(running) if not args.host or h.name == args.host]
+    sys.stdout.write(sshconfig.render(hosts, str(running.state.known_hosts)))
+    return 0
+
+
+def cmd_cp(args: argparse.Namespace) -> int:
+    running = _running(args)
+    for path in (args.src, args.dst):
+        host, sep, _ = path.partition(":")
+        if sep and "/" not in host:
+            running.require_host(host, "cp")
+    if ":" not in args.src.split("/")[0] and ":" not in args.dst.split("/")[0]:
+        raise LabError("cp: neither side names a host. Fix: labctl cp SRC HOST:DST or labctl cp HOST:SRC DST.")
+    config = sshconfig.lab_config_file(running)
+    argv = ["scp", "-F", str(config), "-q", *(["-r"] if args.recursive else []), args.src, args.dst]
+    return hostexec.run_one(argv)
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    running = _running(args)
+    running.require_host(args.host, "logs")
+    config = sshconfig.lab_config_file(running)
+    command = journal.command(args.unit, follow=args.follow, lines=args.lines)
+    tty = hostexec.want_tty(False) if args.follow else False
+    return hostexec.run_one(hostexec.ssh_argv(config, args.host, command, tty))
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    topo, state = lab.resolve(args.file, args.name)
+    if topo is None:
+        lab.require(topo, state)  # raises: no such lab
+    assert topo is not None
+    text = graph.render(graph.build(lab.Lab(topo, state)), args.format)
+    if args.output:
+        with open(args.output, "w") as handle:
+            handle.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def cmd_restart(args: argparse.Namespace) -> int:
@@ -253,16 +322,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="list every lab: by its state and by its labels")
     p.add_argument("--host", help="show only this host")
 
-    p = verb("exec", cmd_exec, "run a command on one host over SSH; exits with its exit code")
+    p = verb("exec", cmd_exec, "run a command on a host (or --all / --group) over SSH, as 'ssh HOST CMD'")
     lab_args(p)
-    p.add_argument("--timeout", type=_seconds, default=3600, help="seconds before the command is stopped")
-    p.add_argument("host")
+    p.add_argument("--timeout", type=_seconds, default=None, help="seconds before the command is stopped (exit 124)")
+    p.add_argument("-t", "--tty", action="store_true", help="allocate a TTY even when not both ends are terminals")
+    p.add_argument("--all", action="store_true", help="every host of the lab, in parallel, lines prefixed by host")
+    p.add_argument("--group", action="append", metavar="GROUP", help="every host of this group (repeatable)")
+    p.add_argument("--json", action="store_true", help="with --all/--group: per-host exit code, stdout, stderr")
+    p.add_argument("host", nargs="?")
     p.add_argument("command", nargs="*", help="-- COMMAND [ARGS...] (labctl's options go before '--')")
 
     p = verb("ssh", cmd_ssh, "open an interactive SSH session on a host")
     lab_args(p)
     p.add_argument("host")
     p.add_argument("command", nargs="*", help="optional: -- COMMAND [ARGS...] (labctl's options go before '--')")
+
+    p = verb("ssh-config", cmd_ssh_config, "print an OpenSSH config for the lab's hosts (ssh/scp/rsync -F)")
+    lab_args(p)
+    p.add_argument("--path", action="store_true", help="write it to the lab's state and print the file's path")
+    p.add_argument("host", nargs="?", help="only this host")
+
+    p = verb("cp", cmd_cp, "copy files to or from a host with scp: SRC HOST:DST or HOST:SRC DST")
+    lab_args(p)
+    p.add_argument("-r", "--recursive", action="store_true", help="copy directories")
+    p.add_argument("src")
+    p.add_argument("dst")
+
+    p = verb("logs", cmd_logs, "show the journal of a host, or of one unit on it (-f follows)")
+    lab_args(p, short=False)
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new entries")
+    p.add_argument("-n", "--lines", type=int, default=None, help="only the last N entries")
+    p.add_argument("host")
+    p.add_argument("unit", nargs="?", help="a unit, a template (mongrel2 = mongrel2 and mongrel2@*) or a glob")
+
+    p = verb("graph", cmd_graph, "draw the lab: networks, hosts, addresses, port forwards, SDN slices")
+    lab_args(p)
+    p.add_argument("--format", choices=graph.FORMATS, default="mermaid", help="output format (default mermaid)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
 
     p = verb("restart", cmd_restart, "stop and start hosts (all by default), as a reboot would")
     lab_args(p)
@@ -298,6 +394,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     command, and labctl's options (-f, --name, --timeout) may come anywhere before it, also after
     the host: `labctl exec HOST -f LAB.yml -- CMD` acts on LAB.yml's lab, never on the default one."""
     parser = build_parser()
+    completion.autocomplete(parser)
     words = list(sys.argv[1:] if argv is None else argv)
     if not words or words[0] not in COMMAND_VERBS:
         return parser.parse_args(words)

@@ -456,6 +456,11 @@ def status(lab: Lab) -> list[dict[str, Any]]:
     return rows
 
 
+def all_up(rows: list[dict[str, Any]]) -> bool:
+    """True when every host of a status listing is running (or a static host)."""
+    return all(r["state"] in ("running", "static") for r in rows)
+
+
 def all_lab_rows() -> list[dict[str, Any]]:
     """Every lab, found by its state and by its labels: a lab with containers but no state, or with a
     damaged state file, is listed with its problem, never hidden."""

@@ -1,11 +1,24 @@
-"""Where the project's Ansible content lives (labctl runs from its source tree, installed editable)."""
+"""Where the project's Ansible content lives: the source checkout when labctl runs from one (an editable
+install), else the copy shipped inside the package (``labctl/_data``, put there when a wheel is built)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-PROJECT_DIR = PACKAGE_DIR.parent
+# what a wheel ships under labctl/_data (setup.py copies it at build time)
+SHIPPED = ("roles", "playbooks", "labs", "molecule/shared")
+
+
+def data_dir(package_dir: Path = PACKAGE_DIR) -> Path:
+    """The checkout that holds this package when it has roles/ and playbooks/, else the shipped copy."""
+    checkout = package_dir.parent
+    if (checkout / "roles").is_dir() and (checkout / "playbooks").is_dir():
+        return checkout
+    return package_dir / "_data"
+
+
+PROJECT_DIR = data_dir()
 ROLES_DIR = PROJECT_DIR / "roles"
 PLAYBOOKS_DIR = PROJECT_DIR / "playbooks"
 SITE_PLAYBOOK = PLAYBOOKS_DIR / "site.yml"

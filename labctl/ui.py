@@ -154,6 +154,8 @@ def smoke_table(results: list[CheckResult]) -> None:
             result += f"\n{escape(r.message)}"
         if r.status == "failed" and r.command:
             result += f"\n$ {escape(r.command)}\n{escape(r.output[-1500:])}"
+        if r.logs:
+            result += "\nlogs: " + escape("; ".join(r.logs))
         table.add_row(escape(r.service), escape(r.check), escape(", ".join(r.hosts)), result, f"{r.seconds:.1f}s")
     out.print(table)
     total = sum(r.seconds for r in results)

@@ -153,6 +153,7 @@ class CheckResult:
     command: str = ""
     output: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    logs: list[str] = field(default_factory=list)  # `labctl logs ...` commands to read after a failure
 
     @property
     def ok(self) -> bool:

@@ -19,6 +19,7 @@ from labctl.smoke.base import CheckFailed, CheckSkipped, Context, check
 
 SERVICE = "memcached"
 GROUP = "memcached"
+UNIT = "memcached"  # what `labctl logs HOST UNIT` shows when a check fails
 CLIENT_GROUP = "memcached_clients"
 KEYS = 200
 WORKDIR = "/tmp/labctl-memcached"

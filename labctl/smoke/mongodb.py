@@ -23,6 +23,7 @@ from labctl.smoke.base import CheckFailed, CheckSkipped, Context, check
 
 SERVICE = "mongodb"
 GROUP = "mongodb"
+UNIT = "mongod"  # what `labctl logs HOST UNIT` shows when a check fails
 CLIENT_GROUP = "mongodb_clients"
 
 FILES = Path(__file__).parent / "files"

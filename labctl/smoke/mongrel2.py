@@ -19,6 +19,7 @@ from labctl.smoke.base import CheckFailed, Context, check
 
 SERVICE = "mongrel2"
 GROUP = "mongrel2"
+UNIT = "mongrel2"  # what `labctl logs HOST UNIT` shows when a check fails
 
 RESTART_TIMEOUT = 30.0
 _CLIENT = (Path(__file__).parent / "files" / "mongrel2_http.py").read_text()

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from types import ModuleType
 
+from labctl import journal
 from labctl.errors import LabError
 from labctl.smoke import base
 from labctl.smoke.base import CheckFailed, CheckResult, CheckSkipped, Context
@@ -66,6 +67,16 @@ def run_checks(
         except LabError as exc:
             res = CheckResult(chk.service, chk.name, hosts, "failed", 0.0, str(exc))
         res.seconds = time.monotonic() - t0
+        if res.status == "failed":
+            res.logs = logs_hints(ctx.lab, res, getattr(module, "UNIT", None))
         results.append(res)
         on_result(res)
     return results
+
+
+def logs_hints(lab: str, res: CheckResult, unit: str | None) -> list[str]:
+    """The `labctl logs` commands to read after a failed check: the hosts its message names
+    (``host: ...``), else every host it ran on; with the service's unit when it has one."""
+    named = [h for h in res.hosts if f"{h}:" in res.message]
+    lab_args = "" if lab == "default" else f"--name {lab}"
+    return [journal.logs_hint(h, unit, lab_args) for h in (named or res.hosts)[:3]]

@@ -23,6 +23,7 @@ from labctl.smoke.base import CheckFailed, CheckSkipped, Context, check
 
 SERVICE = "sdn_controller"
 GROUP = "sdn_controller"
+UNIT = "sdn-controller"  # what `labctl logs HOST UNIT` shows when a check fails
 _SMOKE_MAC = "02:5a:5a:00:00:99"  # the temporary host of the restrict check, before it takes a bound MAC
 
 FILES = Path(__file__).parent / "files"

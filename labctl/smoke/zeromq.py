@@ -20,6 +20,7 @@ from labctl.smoke.base import CheckFailed, CheckFn, CheckSkipped, Context, Resul
 
 SERVICE = "zeromq"
 GROUP = "zeromq"
+UNIT = "labctl-zmq-*"  # what `labctl logs HOST UNIT` shows when a check fails
 
 FILES = Path(__file__).parent / "files"
 ECHO_REQUESTS = 50

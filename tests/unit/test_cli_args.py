@@ -26,7 +26,7 @@ def test_exec_options_before_or_after_the_host(argv: list[str]) -> None:
 def test_everything_after_the_first_double_dash_is_the_command() -> None:
     args = parse_args(["exec", "h1", "--name", "lab", "--", "sh", "-c", "x", "--", "-f", "y"])
     assert (args.name, args.command) == ("lab", ["sh", "-c", "x", "--", "-f", "y"])
-    assert args.timeout == 3600
+    assert args.timeout is None  # like ssh: no time limit unless --timeout
 
 
 def test_ssh_takes_an_optional_command() -> None:
