@@ -296,7 +296,7 @@ def test_bash_completion_of_verbs_labs_and_hosts(lab: Lab) -> None:
 
 def test_status_exits_1_when_a_host_is_stopped(lab: Lab) -> None:
     assert lab.run("status").returncode == 0
-    subprocess.run(["podman", "stop", "-t", "1", f"labctl-{NAME}-solo"], check=True, capture_output=True)
+    subprocess.run(["podman", "stop", "-t", "1", f"labctl-{NAME}_solo"], check=True, capture_output=True)
     res = lab.run("status", "--json", check=False)
     assert res.returncode == 1
     assert {h["name"]: h["state"] for h in json.loads(res.stdout)["hosts"]}["solo"] != "running"
