@@ -64,7 +64,7 @@ def test_disconnect_notice_is_ignored() -> None:
     req = m2.parse_request(msg)
     assert req.path == "@*"
     assert req.is_disconnect()
-    assert m2.respond(req, ["/handlers"], "Hi") is None
+    assert m2.respond(req, ["/handlers"], "Hi") == []
 
 
 def test_json_message_that_is_not_a_disconnect() -> None:
@@ -80,14 +80,111 @@ def test_tnetstring_headers() -> None:
     assert req.body == b""
 
 
-def test_reply_exact_bytes() -> None:
-    req = m2.parse_request(request(b"7", b"/handlers", {"METHOD": "GET", "host": "web:6767"}, b""))
-    reply = m2.respond(req, ["/handlers"], "Hi...This is Danny...")
-    text = b"Hi...This is Danny...\nmethod: GET\npath: /handlers\nquery: \nhost: web:6767\nbody-bytes: 0\n"
-    assert reply == (
-        SENDER + b" 1:7, HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
-        b"Content-Length: " + str(len(text)).encode() + b"\r\n\r\n" + text
+GREETING = "Hi...This is Danny..."
+
+
+def reply_bytes(conn: bytes, status: str, body: bytes, connection: str | None = None) -> bytes:
+    head = f"HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n"
+    if connection:
+        head += f"Connection: {connection}\r\n"
+    return SENDER + b" " + str(len(conn)).encode() + b":" + conn + b", " + head.encode() + b"\r\n" + body
+
+
+def test_http11_reply_is_exactly_the_greeting_and_keeps_the_connection() -> None:
+    req = m2.parse_request(request(b"7", b"/handlers", {"METHOD": "GET", "VERSION": "HTTP/1.1", "host": "web"}, b""))
+    assert m2.respond(req, ["/handlers"], GREETING) == [reply_bytes(b"7", "200 OK", GREETING.encode())]
+
+
+def test_http10_without_keep_alive_is_answered_then_closed() -> None:
+    req = m2.parse_request(request(b"7", b"/handlers", {"METHOD": "GET", "VERSION": "HTTP/1.0"}, b""))
+    assert m2.respond(req, ["/handlers"], GREETING) == [
+        reply_bytes(b"7", "200 OK", GREETING.encode(), "close"),
+        SENDER + b" 1:7, ",  # the close message: an empty body to the connection id
+    ]
+
+
+def test_http10_with_keep_alive_stays_open_and_says_so() -> None:
+    headers = {"METHOD": "GET", "VERSION": "HTTP/1.0", "connection": "Keep-Alive"}
+    req = m2.parse_request(request(b"31", b"/handlers", headers, b""))
+    assert m2.respond(req, ["/handlers"], GREETING) == [reply_bytes(b"31", "200 OK", GREETING.encode(), "keep-alive")]
+
+
+def test_http11_connection_close_is_answered_then_closed() -> None:
+    headers = {"METHOD": "GET", "VERSION": "HTTP/1.1", "Connection": "Upgrade, CLOSE"}
+    req = m2.parse_request(request(b"12", b"/handlers", headers, b""))
+    assert m2.respond(req, ["/handlers"], GREETING) == [
+        reply_bytes(b"12", "200 OK", GREETING.encode(), "close"),
+        SENDER + b" 2:12, ",
+    ]
+
+
+def test_404_also_closes_an_http10_connection() -> None:
+    req = m2.parse_request(request(b"9", b"/handlersfoo", {"METHOD": "GET", "VERSION": "HTTP/1.0"}, b""))
+    messages = m2.respond(req, ["/handlers"], GREETING)
+    assert len(messages) == 2
+    assert messages[0].startswith(SENDER + b" 1:9, HTTP/1.1 404 Not Found\r\n")
+    assert b"\r\nConnection: close\r\n" in messages[0]
+    assert messages[1] == SENDER + b" 1:9, "
+
+
+@pytest.mark.parametrize(
+    ("version", "connection", "keep"),
+    [
+        ("HTTP/1.1", "", True),
+        ("HTTP/1.1", "keep-alive", True),
+        ("HTTP/1.1", "close", False),
+        ("HTTP/1.1", "Close", False),
+        ("HTTP/1.1", "keep-alive, close", False),
+        ("HTTP/1.0", "", False),
+        ("HTTP/1.0", "keep-alive", True),
+        ("HTTP/1.0", "Keep-Alive", True),
+        ("HTTP/1.0", "close", False),
+        ("HTTP/1.0", "upgrade", False),
+        ("HTTP/0.9", "", False),
+        ("HTTP/2.0", "", True),
+        ("", "", True),  # no VERSION (not sent by mongrel2 for HTTP): HTTP/1.1 rules
+        ("junk", "keep-alive", False),
+    ],
+)
+def test_keep_alive_rules(version: str, connection: str, keep: bool) -> None:
+    headers = {"METHOD": "GET"}
+    if version:
+        headers["VERSION"] = version
+    if connection:
+        headers["connection"] = connection
+    req = m2.parse_request(request(b"1", b"/handlers", headers, b""))
+    assert m2.keep_alive(req) is keep
+
+
+def test_head_gets_headers_only() -> None:
+    req = m2.parse_request(request(b"4", b"/handlers", {"METHOD": "HEAD", "VERSION": "HTTP/1.1"}, b""))
+    assert m2.respond(req, ["/handlers"], GREETING) == [
+        SENDER + b" 1:4, HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Length: " + str(len(GREETING)).encode() + b"\r\n\r\n"
+    ]
+
+
+def test_debug_echo_lives_below_the_echo_subpath() -> None:
+    headers = {"METHOD": "POST", "VERSION": "HTTP/1.1", "host": "web:6767", "QUERY": "a=1"}
+    req = m2.parse_request(request(b"7", b"/handlers/echo/x", headers, b"abc"))
+    text = (
+        GREETING + "\nmethod: POST\npath: /handlers/echo/x\nquery: a=1\nversion: HTTP/1.1\n"
+        "host: web:6767\nconnection: \nbody-bytes: 3\n"
     )
+    assert m2.respond(req, ["/handlers"], GREETING, "echo") == [reply_bytes(b"7", "200 OK", text.encode())]
+    # without an echo sub-path, or elsewhere in the route, only the greeting
+    assert m2.respond(req, ["/handlers"], GREETING, "") == [reply_bytes(b"7", "200 OK", GREETING.encode())]
+    other = m2.parse_request(request(b"7", b"/handlers/echoes", headers, b"abc"))
+    assert m2.respond(other, ["/handlers"], GREETING, "echo") == [reply_bytes(b"7", "200 OK", GREETING.encode())]
+
+
+@pytest.mark.parametrize(
+    ("path", "ok"),
+    [("/handlers/echo", True), ("/handlers/echo/", True), ("/handlers/echo/a/b", True), ("/handlers/echox", False)],
+)
+def test_echo_requested(path: str, ok: bool) -> None:
+    assert m2.echo_requested(path, ["/handlers"], "/echo/") is ok
+    assert m2.echo_requested(path, ["/handlers/"], "echo") is ok
 
 
 def test_reply_message_many_ids() -> None:
@@ -95,9 +192,8 @@ def test_reply_message_many_ids() -> None:
 
 
 def test_unrouted_path_gets_404() -> None:
-    req = m2.parse_request(request(b"9", b"/handlersfoo", {"METHOD": "GET"}, b""))
-    reply = m2.respond(req, ["/handlers"], "Hi")
-    assert reply is not None
+    req = m2.parse_request(request(b"9", b"/handlersfoo", {"METHOD": "GET", "VERSION": "HTTP/1.1"}, b""))
+    (reply,) = m2.respond(req, ["/handlers"], "Hi")
     assert reply.startswith(SENDER + b" 1:9, HTTP/1.1 404 Not Found\r\n")
 
 

@@ -44,7 +44,7 @@ READ_BY_CHECKS = {
     "memcached": {"server", "client", "instances", "sasl"},
     "mongodb": {"server", "state_file", "port", "app_user", "app_database", "replset_name", "limit_nofile",
                 "secrets_dir", "test_src", "test_bin"},
-    "mongrel2": {"chroot", "greeting", "servers", "handlers", "dirs", "static_files"},
+    "mongrel2": {"chroot", "greeting", "echo_subpath", "servers", "handlers", "dirs", "static_files"},
     "nat_gateway": {"outside_network", "inside_network", "outside_address", "inside_address", "snat_mode", "forwards",
                     "filter_rules", "accounting_chain", "accounting_protocols", "sysctl_file", "rules_file"},
     "sdn_controller": {"rest_url", "bridge", "hosts", "units"},

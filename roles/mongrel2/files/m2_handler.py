@@ -5,7 +5,17 @@ Wire format (Mongrel2 1.12):
   request  = SENDER " " CONN_ID " " PATH " " LEN ":" HEADERS ("," | "}") LEN ":" BODY ","
              (HEADERS is JSON with protocol='json', a tnetstring dict ending in "}" with 'tnetstring')
   reply    = SENDER " " LEN ":" CONN_ID [" " CONN_ID ...] "," " " HTTP-RESPONSE
+  close    = SENDER " " LEN ":" CONN_ID "," " "      (an empty body: mongrel2 closes the connection)
 Disconnect notices (METHOD "JSON", body {"type":"disconnect"}) are never answered.
+
+Connections (mongrel2 leaves it to the handler; a client reading to end-of-connection waits until the
+handler closes): HTTP/1.0 without `Connection: keep-alive`, and any request with `Connection: close`,
+get `Connection: close` and then the close message; HTTP/1.0 with keep-alive gets `Connection: keep-alive`;
+HTTP/1.1 stays open (its default).
+
+Replies: 200 with exactly the greeting (the seed's "Hi...This is Danny...") on every handler route;
+below ROUTE/<echo_subpath> (default /handlers/echo) the greeting is followed by a debug echo of the
+request; paths outside the routes get 404.
 
 The parsing and reply building are pure functions (no ZeroMQ needed) so they can be unit-tested;
 pyzmq is imported only by main().
@@ -119,19 +129,75 @@ def parse_request(msg: bytes) -> Request:
     return Request(sender, conn_id, path.decode("utf-8", "replace"), headers, body)
 
 
-def http_response(status: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> bytes:
-    head = (
-        f"HTTP/1.1 {status} {STATUS_TEXT.get(status, 'Unknown')}\r\n"
-        f"Content-Type: {content_type}\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode("ascii") + body
+def header(headers: dict[str, Any], name: str) -> str:
+    """A request header by case-insensitive name ("" when absent); mongrel2 lower-cases HTTP headers."""
+    want = name.lower()
+    for key, value in headers.items():
+        if key.lower() == want:
+            return str(value)
+    return ""
+
+
+def connection_tokens(headers: dict[str, Any]) -> set[str]:
+    """The tokens of the Connection header, lower-cased ("Keep-Alive, Upgrade" -> {"keep-alive", "upgrade"})."""
+    return {t.strip().lower() for t in header(headers, "connection").split(",") if t.strip()}
+
+
+def keep_alive(req: Request) -> bool:
+    """Does the connection stay open after the reply (RFC 9112 section 9.3)?
+
+    `Connection: close` always closes; HTTP/1.0 stays open only with `Connection: keep-alive`;
+    HTTP/1.1 and later stay open by default; anything older (HTTP/0.9) closes.
+    """
+    tokens = connection_tokens(req.headers)
+    if "close" in tokens:
+        return False
+    version = str(req.headers.get("VERSION") or "HTTP/1.1").strip().upper()
+    if version == "HTTP/1.0":
+        return "keep-alive" in tokens
+    major, _, minor = version.removeprefix("HTTP/").partition(".")
+    try:
+        return (int(major), int(minor or 0)) >= (1, 1)
+    except ValueError:
+        return False
+
+
+def connection_header(req: Request) -> str | None:
+    """The Connection header of the reply: close, keep-alive (HTTP/1.0 only, where it is not the default), or none."""
+    if not keep_alive(req):
+        return "close"
+    if str(req.headers.get("VERSION") or "").strip().upper() == "HTTP/1.0":
+        return "keep-alive"
+    return None
+
+
+def http_response(
+    status: int,
+    body: bytes,
+    content_type: str = "text/plain; charset=utf-8",
+    connection: str | None = None,
+    head: bool = False,
+) -> bytes:
+    """An HTTP/1.1 response; head=True leaves the body out (HEAD) but keeps its Content-Length."""
+    lines = [
+        f"HTTP/1.1 {status} {STATUS_TEXT.get(status, 'Unknown')}",
+        f"Content-Type: {content_type}",
+        f"Content-Length: {len(body)}",
+    ]
+    if connection:
+        lines.append(f"Connection: {connection}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + (b"" if head else body)
 
 
 def reply_message(sender: bytes, conn_ids: list[bytes], payload: bytes) -> bytes:
     """Frame a reply for Mongrel2: 'SENDER LEN:ID ID, PAYLOAD'."""
     ids = b" ".join(conn_ids)
     return sender + b" " + str(len(ids)).encode() + b":" + ids + b", " + payload
+
+
+def close_message(sender: bytes, conn_ids: list[bytes]) -> bytes:
+    """The message that makes Mongrel2 close connections: a reply with an empty body."""
+    return reply_message(sender, conn_ids, b"")
 
 
 def route_matches(path: str, routes: list[str]) -> bool:
@@ -143,24 +209,43 @@ def route_matches(path: str, routes: list[str]) -> bool:
     return False
 
 
-def respond(req: Request, routes: list[str], greeting: str) -> bytes | None:
-    """The Mongrel2 reply for a request, or None for messages that must not be answered."""
+def echo_requested(path: str, routes: list[str], echo_subpath: str) -> bool:
+    """True when path is ROUTE/<echo_subpath> or below it, for one of the routes (never when echo_subpath is empty)."""
+    sub = echo_subpath.strip("/")
+    if not sub:
+        return False
+    return route_matches(path, [route.rstrip("/") + "/" + sub for route in routes])
+
+
+def echo_text(req: Request) -> str:
+    """The debug echo of a request (one `name: value` line each)."""
+    return (
+        f"method: {req.method}\n"
+        f"path: {req.path}\n"
+        f"query: {req.headers.get('QUERY', '')}\n"
+        f"version: {req.headers.get('VERSION', '')}\n"
+        f"host: {header(req.headers, 'host')}\n"
+        f"connection: {header(req.headers, 'connection')}\n"
+        f"body-bytes: {len(req.body)}\n"
+    )
+
+
+def respond(req: Request, routes: list[str], greeting: str, echo_subpath: str = "echo") -> list[bytes]:
+    """The messages to send Mongrel2 for a request, in order: the reply, then the close message when the
+    connection must end. Nothing for disconnect notices."""
     if req.is_disconnect():
-        return None
+        return []
     if not route_matches(req.path, routes):
         status, text = 404, f"404 Not Found: no handler route for {req.path}\n"
+    elif echo_requested(req.path, routes, echo_subpath):
+        status, text = 200, f"{greeting}\n{echo_text(req)}"
     else:
-        status = 200
-        query = req.headers.get("QUERY", "")
-        text = (
-            f"{greeting}\n"
-            f"method: {req.method}\n"
-            f"path: {req.path}\n"
-            f"query: {query}\n"
-            f"host: {req.headers.get('host', '')}\n"
-            f"body-bytes: {len(req.body)}\n"
-        )
-    return reply_message(req.sender, [req.conn_id], http_response(status, text.encode("utf-8")))
+        status, text = 200, greeting
+    payload = http_response(status, text.encode("utf-8"), connection=connection_header(req), head=req.method == "HEAD")
+    messages = [reply_message(req.sender, [req.conn_id], payload)]
+    if not keep_alive(req):
+        messages.append(close_message(req.sender, [req.conn_id]))
+    return messages
 
 
 def load_config(path: str) -> dict[str, Any]:
@@ -171,15 +256,20 @@ def load_config(path: str) -> dict[str, Any]:
             raise SystemExit(f"{path}: {key} is required")
     cfg.setdefault("routes", ["/"])
     cfg.setdefault("greeting", "Hi...This is Danny...")
+    cfg.setdefault("echo_subpath", "echo")
+    cfg.setdefault("log_level", "INFO")
     return cfg
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="JSON file: send_spec, recv_spec, routes, greeting")
+    parser.add_argument(
+        "--config", required=True, help="JSON file: send_spec, recv_spec, routes, greeting, echo_subpath"
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
     cfg = load_config(args.config)
+    # DEBUG logs every request (and whether its connection was closed); INFO only start-up and errors.
+    logging.basicConfig(level=str(cfg["log_level"]).upper(), format="%(levelname)s %(message)s", stream=sys.stderr)
 
     import zmq  # type: ignore[import-not-found]  # here so the pure functions above need no pyzmq
 
@@ -197,12 +287,15 @@ def main(argv: list[str] | None = None) -> int:
         except ParseError as exc:
             LOG.warning("dropping malformed message (%s): %r", exc, msg[:200])
             continue
-        reply = respond(req, cfg["routes"], cfg["greeting"])
-        if reply is None:
+        messages = respond(req, cfg["routes"], cfg["greeting"], cfg["echo_subpath"])
+        if not messages:
             LOG.debug("connection %s disconnected", req.conn_id.decode(errors="replace"))
             continue
-        pub.send(reply)
-        LOG.info("%s %s -> %s", req.method, req.path, reply.split(b" ", 4)[3].decode(errors="replace"))
+        for message in messages:
+            pub.send(message)
+        if LOG.isEnabledFor(logging.DEBUG):
+            status = messages[0].split(b" ", 4)[3].decode(errors="replace")
+            LOG.debug("%s %s -> %s%s", req.method, req.path, status, " (closed)" if len(messages) > 1 else "")
 
 
 if __name__ == "__main__":
