@@ -1,5 +1,7 @@
-"""memcached: every instance answers on its lab address only (UDP off), and real clients (the
-seed's libmemcached C program and pymemcache's HashClient) spread keys over all instances.
+"""memcached: every instance answers on its lab address and 127.0.0.1 only (UDP off), `service
+memcached status` reports them running, the seed's own mem_test2.c builds and runs on the memcached
+host against localhost exactly as in the notebook, and real clients (a libmemcached C program grown
+from the seed's and pymemcache's HashClient) spread keys over all instances.
 
 Where keys land is proven on the servers, not taken from the client: each instance's
 ``total_items`` and ``delete_hits`` counters must grow by exactly the number of keys the client
@@ -31,9 +33,15 @@ class Endpoint:
     server: str  # lab host running the instance
     address: str
     port: int
+    binds: tuple[str, ...] = ()  # every address the instance listens on (the role's fact)
 
     def __str__(self) -> str:
         return f"{self.address}:{self.port}"
+
+
+def _localhost(ctx: Context, server: str) -> bool:
+    """Whether the role makes the instances listen on 127.0.0.1 too (its fact's listen_localhost)."""
+    return bool(ctx.fact(server, SERVICE).get("listen_localhost"))
 
 
 def endpoints(ctx: Context) -> list[Endpoint]:
@@ -41,7 +49,8 @@ def endpoints(ctx: Context) -> list[Endpoint]:
     out: list[Endpoint] = []
     for server in ctx.hosts(GROUP):
         for inst in ctx.fact(server, SERVICE)["instances"]:
-            out.append(Endpoint(server, str(inst["listen_address"]), int(inst["port"])))
+            binds = tuple(str(a) for a in inst.get("listen_addresses") or [inst["listen_address"]])
+            out.append(Endpoint(server, str(inst["listen_address"]), int(inst["port"]), binds))
     return out
 
 
@@ -129,7 +138,12 @@ def verify_spread(
     return "; ".join(problems)
 
 
-@check("instances answer on the lab address only, UDP off")
+def expected_binds(ep: Endpoint) -> set[str]:
+    """The sockets an instance listens on: its address, and 127.0.0.1 with memcached_listen_localhost."""
+    return {f"{address}:{ep.port}" for address in ep.binds or (ep.address,)}
+
+
+@check("instances answer on the lab address and localhost only, UDP off")
 def instances_answer(ctx: Context) -> None:
     eps = endpoints(ctx)
     for client in clients(ctx):
@@ -142,14 +156,106 @@ def instances_answer(ctx: Context) -> None:
         tcp = ctx.sh(server, "ss -Hltn").stdout
         udp = ctx.sh(server, "ss -Hlun").stdout
         for ep in mine:
-            bound = [line.split()[3] for line in tcp.splitlines() if line.split()[3].endswith(f":{ep.port}")]
-            if bound != [str(ep)]:
-                raise CheckFailed(f"{server}: port {ep.port} listens on {bound}, expected only {ep}", "ss -Hltn", tcp)
+            bound = {line.split()[3] for line in tcp.splitlines() if line.split()[3].endswith(f":{ep.port}")}
+            want = expected_binds(ep)
+            if bound != want:
+                raise CheckFailed(
+                    f"{server}: port {ep.port} listens on {sorted(bound)}, expected {sorted(want)}", "ss -Hltn", tcp
+                )
             if any(line.split()[3].endswith(f":{ep.port}") for line in udp.splitlines()):
                 raise CheckFailed(f"{server}: UDP port {ep.port} is open", "ss -Hlun", udp)
-        stock = ctx.run(server, "systemctl is-active memcached.service").stdout.strip()
-        if stock == "active":
-            raise CheckFailed(f"{server}: the stock memcached.service is running", "systemctl is-active memcached")
+
+
+@check("service memcached status: active while the instances run")
+def service_status(ctx: Context) -> None:
+    for server in ctx.hosts(GROUP):
+        units = [f"memcached@{ep.port}.service" for ep in endpoints(ctx) if ep.server == server]
+        for unit in units:
+            state = ctx.run(server, f"systemctl is-active {unit}").stdout.strip()
+            if state != "active":
+                raise CheckFailed(f"{server}: {unit} is {state!r}", f"systemctl is-active {unit}")
+        has_service = ctx.run(server, "command -v service").ok
+        cmd = "service memcached status" if has_service else "systemctl status --no-pager memcached"
+        res = ctx.run(server, cmd)
+        if not res.ok or "Active: active" not in res.stdout:
+            raise CheckFailed(
+                f"{server}: `{cmd}` does not report memcached running while {', '.join(units)} run", cmd, res.output
+            )
+        wants = ctx.sh(server, "systemctl show -p Wants --value memcached.service").stdout.split()
+        missing = [u for u in units if u not in wants]
+        if missing:
+            raise CheckFailed(f"{server}: memcached.service does not group {missing}", "systemctl show -p Wants")
+
+
+NOTEBOOK_PORTS = (11211, 11212)
+# What mem_test2 prints in the notebook's run (its output lost the key2/key3 lines and says "Delete Key";
+# the program's own printf says "Delete %s success").
+NOTEBOOK_OUTPUT = [
+    'Save key:key1 data:"This is c first value" success.',
+    'Save key:key2 data:"This is c second value" success.',
+    'Save key:key3 data:"This is c third value" success.',
+    "Fetch key:key1 data:This is c first value",
+    "Fetch key:key2 data:This is c second value",
+    "Fetch key:key3 data:This is c third value",
+    "Delete key1 success",
+    "Delete key2 success",
+    "Delete key3 success",
+]
+
+
+def stats_delta(before: dict[str, dict[str, str]], after: dict[str, dict[str, str]], stat: str) -> int:
+    """How much a counter grew, summed over the instances."""
+    return sum(int(after[ep].get(stat, 0)) - int(before[ep].get(stat, 0)) for ep in before)
+
+
+def _local_stats(ctx: Context, server: str, eps: list[str]) -> dict[str, dict[str, str]]:
+    res = ctx.python(server, (FILES / "memcached_stats.py").read_text(), *eps)
+    try:
+        stats: dict[str, dict[str, str]] = json.loads(res.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError) as exc:
+        raise CheckFailed(f"{server}: unreadable stats", "python3 memcached_stats.py", res.output) from exc
+    for ep in eps:
+        if "pid" not in stats.get(ep, {}):
+            raise CheckFailed(f"{server}: no memcached answers on {ep}", "stats", json.dumps(stats.get(ep)))
+    return stats
+
+
+@check("the notebook's mem_test2.c builds and runs on the memcached host (localhost)")
+def notebook_program(ctx: Context) -> str:
+    ran = []
+    for server in ctx.hosts(GROUP):
+        mine = [ep for ep in endpoints(ctx) if ep.server == server]
+        local_ports = {ep.port for ep in mine if {"127.0.0.1", "0.0.0.0"} & set(ep.binds)}
+        if not set(NOTEBOOK_PORTS) <= local_ports:
+            raise CheckSkipped(
+                f"{server}: the notebook's program talks to localhost:11211 and :11212; instances here: "
+                f"{sorted(ep.port for ep in mine)}, on localhost: {sorted(local_ports)} "
+                f"(memcached_listen_localhost: {_localhost(ctx, server)})"
+            )
+        if _sasl(ctx):
+            raise CheckSkipped("SASL is on and the notebook's program does not authenticate")
+        local = [f"127.0.0.1:{port}" for port in NOTEBOOK_PORTS]
+        ctx.sh(server, f"mkdir -p {WORKDIR}")
+        ctx.put_text(server, (FILES / "memcached_mem_test2.c").read_text(), f"{WORKDIR}/mem_test2.c")
+        # The notebook's own build line, in the directory of the source.
+        ctx.sh(server, f"cd {WORKDIR} && gcc -o mem_test2 mem_test2.c -lmemcached -lpthread", timeout=120)
+        before = _local_stats(ctx, server, local)
+        res = ctx.sh(server, f"cd {WORKDIR} && ./mem_test2", timeout=60)
+        after = _local_stats(ctx, server, local)
+        if res.stdout.strip().splitlines() != NOTEBOOK_OUTPUT:
+            raise CheckFailed(
+                f"{server}: mem_test2 printed something else than the notebook", "./mem_test2", res.output
+            )
+        # The program's 6 sets (3 saves, 3 re-sets before deleting), 3 hits and 3 deletes reached these instances.
+        grown = {stat: stats_delta(before, after, stat) for stat in ("cmd_set", "get_hits", "delete_hits")}
+        if grown != {"cmd_set": 6, "get_hits": 3, "delete_hits": 3}:
+            raise CheckFailed(
+                f"{server}: instances on localhost counted {grown}, expected 6 sets, 3 hits, 3 deletes",
+                "./mem_test2",
+                res.output,
+            )
+        ran.append(server)
+    return f"built with the notebook's gcc line and run on {', '.join(ran)}: its 9 lines, 6 sets on localhost"
 
 
 @check("libmemcached C client spreads keys over all instances")

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
-from labctl.smoke.base import CheckFailed, CheckSkipped, Context
-from labctl.smoke.memcached import Endpoint, _sasl, endpoints, parse_mem_test, parse_memcstat, verify_spread
+from labctl.smoke.base import FACTS_DIR, CheckFailed, CheckSkipped, Context, Result
+from labctl.smoke.memcached import (
+    NOTEBOOK_OUTPUT,
+    WORKDIR,
+    Endpoint,
+    _sasl,
+    endpoints,
+    expected_binds,
+    notebook_program,
+    parse_mem_test,
+    parse_memcstat,
+    service_status,
+    stats_delta,
+    verify_spread,
+)
 from tests.unit.conftest import FakeRunner, MakeCtx, lab_host_vars, role_fact
 
 MEMCSTAT = """Server: 198.18.60.10 (11211)
@@ -104,3 +120,129 @@ def test_sasl_credentials_come_from_the_fact_and_a_literal_password(
 def test_sasl_off_needs_no_password(ctx: Context, runner: FakeRunner) -> None:
     runner.fact("db", "memcached", role_fact("memcached", lab_host_vars("db", GROUPS, ADDRESSES)))
     assert _sasl(ctx) is None
+
+
+def _binds(ctx: Context, runner: FakeRunner, **role_vars: Any) -> list[set[str]]:
+    """The sockets the check expects, from the fact the role writes with these settings."""
+    runner.fact("db", "memcached", role_fact("memcached", lab_host_vars("db", GROUPS, ADDRESSES), **role_vars))
+    ctx._facts.clear()
+    return [expected_binds(ep) for ep in endpoints(ctx)]
+
+
+def test_expected_binds_add_localhost_unless_already_local(ctx: Context, runner: FakeRunner) -> None:
+    assert _binds(ctx, runner) == [
+        {"198.18.60.10:11211", "127.0.0.1:11211"},
+        {"198.18.60.10:11212", "127.0.0.1:11212"},
+    ]
+    assert _binds(ctx, runner, memcached_listen_localhost=False) == [{"198.18.60.10:11211"}, {"198.18.60.10:11212"}]
+    local = [{"port": 11211, "listen_address": "127.0.0.1"}]
+    assert _binds(ctx, runner, memcached_instances=local) == [{"127.0.0.1:11211"}]
+    assert expected_binds(Endpoint("db", "10.0.0.1", 11211)) == {"10.0.0.1:11211"}
+
+
+class NotebookHost:
+    """A memcached host as the notebook-program check sees it: localhost instances counting what they get."""
+
+    def __init__(
+        self, localhost: bool = True, output: list[str] | None = None, status_rc: int = 0, **role_vars: Any
+    ) -> None:
+        self.localhost = localhost
+        hostvars = lab_host_vars("db", {"memcached": ["db"]}, {"db": {"lab": "198.18.60.10"}})
+        self.fact = role_fact("memcached", hostvars, **role_vars)
+        self.output = NOTEBOOK_OUTPUT if output is None else output
+        self.status_rc = status_rc
+        self.runs = 0
+        self.commands: list[str] = []
+        self.files: dict[str, str] = {}
+
+    def stats(self) -> dict[str, dict[str, str]]:
+        if not self.localhost:
+            return {ep: {"error": "ConnectionRefusedError: [Errno 111] Connection refused"} for ep in LOCAL}
+        # key1 and key3 on 11211, key2 on 11212 (3 saves + 3 re-sets, 3 hits, 3 deletes in all)
+        n = self.runs
+        return {
+            LOCAL[0]: {"pid": "1", "cmd_set": str(4 * n), "get_hits": str(2 * n), "delete_hits": str(2 * n)},
+            LOCAL[1]: {"pid": "2", "cmd_set": str(2 * n), "get_hits": str(n), "delete_hits": str(n)},
+        }
+
+    def run(self, host: str, command: str, timeout: float = 120, stdin: str | None = None) -> Result:
+        self.commands.append(command)
+        if command == f"cat {FACTS_DIR}/memcached.fact":
+            return Result(command, 0, json.dumps(self.fact), "")
+        if command.startswith("python3 - "):
+            return Result(command, 0, json.dumps(self.stats()), "")
+        if command.endswith("./mem_test2"):
+            self.runs += 1
+            return Result(command, 0, "\n".join(self.output) + "\n", "")
+        if command == "command -v service":
+            return Result(command, 0, "/usr/sbin/service\n", "")
+        if command == "service memcached status":
+            active = "active (exited)" if self.status_rc == 0 else "inactive (dead)"
+            return Result(command, self.status_rc, f"● memcached.service\n     Active: {active}\n", "")
+        if command.startswith("systemctl is-active memcached@"):
+            return Result(command, 0, "active\n", "")
+        if command.startswith("systemctl show -p Wants"):
+            return Result(command, 0, "memcached@11212.service memcached@11211.service\n", "")
+        return Result(command, 0, "", "")
+
+    def put_text(self, host: str, text: str, path: str, mode: int = 0o644) -> None:
+        self.files[path] = text
+
+
+LOCAL = ["127.0.0.1:11211", "127.0.0.1:11212"]
+
+
+def notebook_ctx(host: NotebookHost) -> Context:
+    return Context(
+        lab="t",
+        groups={"memcached": ["db"]},
+        addresses={"db": {"lab": "198.18.60.10"}},
+        hostvars={"db": {}},
+        runner=host,
+    )
+
+
+def test_notebook_program_builds_with_the_notebooks_line_and_counts_on_localhost() -> None:
+    host = NotebookHost()
+    message = notebook_program(notebook_ctx(host))
+    assert "db" in message
+    assert f"cd {WORKDIR} && gcc -o mem_test2 mem_test2.c -lmemcached -lpthread" in host.commands
+    source = host.files[f"{WORKDIR}/mem_test2.c"]
+    assert 'memcached_server_list_append(NULL, "localhost", 11211, &rc)' in source
+    assert 'memcached_server_list_append(servers, "localhost", 11212, &rc)' in source
+
+
+def test_notebook_program_fails_without_localhost_instances() -> None:
+    """Today's instances listen on the lab address only: nothing answers on localhost."""
+    with pytest.raises(CheckFailed, match=r"no memcached answers on 127\.0\.0\.1:11211"):
+        notebook_program(notebook_ctx(NotebookHost(localhost=False)))
+
+
+def test_notebook_program_fails_on_other_output() -> None:
+    with pytest.raises(CheckFailed, match="printed something else"):
+        notebook_program(notebook_ctx(NotebookHost(output=NOTEBOOK_OUTPUT[:3])))
+
+
+def test_notebook_program_skips_other_ports() -> None:
+    with pytest.raises(CheckSkipped, match="localhost:11211 and :11212"):
+        notebook_program(notebook_ctx(NotebookHost(memcached_instances=[{"port": 11300}])))
+
+
+def test_notebook_program_skips_without_localhost() -> None:
+    with pytest.raises(CheckSkipped, match=r"on localhost: \[\] \(memcached_listen_localhost: False\)"):
+        notebook_program(notebook_ctx(NotebookHost(memcached_listen_localhost=False)))
+
+
+def test_stats_delta_sums_instances() -> None:
+    before = {"a": {"cmd_set": "1"}, "b": {"cmd_set": "5"}}
+    after = {"a": {"cmd_set": "5"}, "b": {"cmd_set": "7"}}
+    assert stats_delta(before, after, "cmd_set") == 6
+
+
+def test_service_status_passes_when_the_group_is_active() -> None:
+    service_status(notebook_ctx(NotebookHost()))
+
+
+def test_service_status_fails_on_a_dead_memcached_service() -> None:
+    with pytest.raises(CheckFailed, match="does not report memcached running"):
+        service_status(notebook_ctx(NotebookHost(status_rc=3)))

@@ -41,7 +41,7 @@ PYTHON_PATHS = {"stdout": '{"include": "/usr/include/python3.11", "site": "/usr/
 
 # The keys each role's checks (labctl/smoke/<role>.py, labctl/sdn/cli.py) read from its fact.
 READ_BY_CHECKS = {
-    "memcached": {"server", "client", "instances", "sasl"},
+    "memcached": {"server", "client", "instances", "sasl", "listen_localhost"},
     "mongodb": {"server", "state_file", "port", "app_user", "app_database", "replset_name", "limit_nofile",
                 "secrets_dir", "test_src", "test_bin"},
     "mongrel2": {"chroot", "greeting", "echo_subpath", "servers", "handlers", "dirs", "static_files"},
