@@ -2,8 +2,10 @@
 
 The role builds one module, ``example`` (example.c + example.i from the seed, plus the seed's
 pointer-argument ``add(double a, double b, double *result)`` wrapped with typemaps.i's
-``double *OUTPUT``), in ``swig_build_dir`` and puts a .pth file into the site dir; what it built
-where is read from its fact (``ctx.fact(host, "swig")``).
+``double *OUTPUT``), in ``swig_build_dir`` and puts a .pth file into the site dir.
+The seed's second, C++ example (``header.h`` + ``example.cc`` behind the notebook's own
+``example.i``, built with g++) is a separate module ``example`` in ``swig_cxx_build_dir``.
+What it built where is read from its fact (``ctx.fact(host, "swig")``).
 Every check imports it on the host the way a user would (``cd <build dir> && python3``, and
 from ``/`` through the .pth file) via files/swig_probe.py, and compares real return values.
 """
@@ -17,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from labctl.smoke.base import CheckFailed, Context, check
+from labctl.smoke.base import CheckFailed, CheckSkipped, Context, check
 
 SERVICE = "swig"
 GROUP = "swig"
@@ -173,3 +175,35 @@ def add(ctx: Context) -> None:
         data = _probe(ctx, host, *cases)
         for expr, want in cases.items():
             _expect(host, data, expr, want, float)
+
+
+# example.cc: foo() is 42, foo(n) is 42 + n (a C++ overload), Counter(start) counts up from start.
+CXX_CASES = {
+    "example.foo()": 42,
+    "example.foo(8)": 50,
+    "example.Counter(5).next()": 6,
+    "example.Counter().value()": 0,
+}
+
+
+@check("C++ example (header.h + example.cc): example.foo()")
+def cxx_example(ctx: Context) -> str:
+    for host in ctx.hosts(GROUP):
+        build = ctx.fact(host, SERVICE).get("cxx_build_dir")
+        if not build:
+            raise CheckSkipped(f"{host}: the C++ example is not built (swig_cxx_example: false)")
+        data = _probe(ctx, host, *CXX_CASES, cwd=build)
+        for key, name in (("file", "example.py"), ("ext", "_example.so")):
+            if posixpath.normpath(data[key]) != f"{build}/{name}":
+                raise CheckFailed(
+                    f"{host}: from {build}, {name} was imported from {data[key]}, expected {build}/{name}",
+                    data["command"],
+                    _shown(data),
+                )
+        for expr, want in CXX_CASES.items():
+            _expect(host, data, expr, want, int)
+        # It is C++ code: the module needs the C++ runtime (ld -shared was given libstdc++).
+        ldd = ctx.sh(host, f"ldd {shlex.quote(build)}/_example.so")
+        if "libstdc++" not in ldd.stdout:
+            raise CheckFailed(f"{host}: {build}/_example.so does not link libstdc++", "ldd", ldd.output)
+    return "example.foo() = 42, foo(8) = 50, Counter(5).next() = 6"

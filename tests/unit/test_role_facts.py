@@ -48,7 +48,7 @@ READ_BY_CHECKS = {
     "nat_gateway": {"outside_network", "inside_network", "outside_address", "inside_address", "snat_mode", "forwards",
                     "filter_rules", "accounting_chain", "accounting_protocols", "sysctl_file", "rules_file"},
     "sdn_controller": {"rest_url", "bridge", "hosts", "units"},
-    "swig": {"build_dir", "install_pth", "example_my_variable"},
+    "swig": {"build_dir", "install_pth", "example_my_variable", "cxx_build_dir"},
     "zeromq": {"install_dir", "bind_address", "servers", "sink_status", "echo", "pubsub", "syncpub", "pipeline",
                "queue"},
 }  # fmt: skip
