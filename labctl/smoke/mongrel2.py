@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labctl.iptables import forwards_from_rules
 from labctl.smoke.base import CheckFailed, Context, check
-from labctl.smoke.nat_gateway import forwards
 
 SERVICE = "mongrel2"
 GROUP = "mongrel2"
@@ -355,7 +355,7 @@ def _forwards_to(ctx: Context, web: str, port: int) -> list[Forward]:
     web_addrs = set(ctx.addresses.get(web, {}).values())
     for gw in ctx.hosts(GATEWAY_GROUP):
         rules = ctx.sh(gw, "iptables -w 5 -t nat -S PREROUTING")
-        for fwd in forwards(rules.stdout):
+        for fwd in forwards_from_rules(rules.stdout):
             if fwd["protocol"] != "tcp" or fwd["to_port"] != port or fwd["to_address"] not in web_addrs:
                 continue
             gw_nets = ctx.addresses.get(gw, {})
