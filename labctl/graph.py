@@ -19,7 +19,7 @@ import yaml
 from labctl import lab, paths
 from labctl.errors import LabError
 from labctl.lab import Lab
-from labctl.topology import Topology
+from labctl.topology import DEFAULT, Topology
 
 FORMATS = ("mermaid", "dot", "svg", "html")
 
@@ -135,7 +135,10 @@ def to_mermaid(model: Model) -> str:
             if net in model.networks:
                 out.append(f'  {_id("host", h.name)} ---|"{addr}"| {_id("net", net)}')
     for src, to, via in model.routes:
-        out.append(f'  {_id("net", src)} -.->|"route via {via}"| {_id("net", to)}')
+        if to == DEFAULT:  # everything leaving the network goes to the via host
+            out.append(f'  {_id("net", src)} -.->|"default route"| {_id("host", via)}')
+        else:
+            out.append(f'  {_id("net", src)} -.->|"route via {via}"| {_id("net", to)}')
     for gw, forwards in model.forwards.items():
         for f in forwards:
             target = forward_target(f, model)
@@ -178,6 +181,11 @@ def to_dot(model: Model) -> str:
             if net in model.networks:
                 out.append(f"  {_id('host', h.name)} -> {_id('net', net)} [label={_dq(addr)}];")
     for src, to, via in model.routes:
+        if to == DEFAULT:
+            out.append(
+                f"  {_id('net', src)} -> {_id('host', via)} [style=dotted, dir=forward, label={_dq('default route')}];"
+            )
+            continue
         out.append(
             f"  {_id('net', src)} -> {_id('net', to)} [style=dotted, dir=forward, label={_dq('route via ' + via)}];"
         )

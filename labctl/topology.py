@@ -37,7 +37,12 @@ RESERVED_GROUPS = ("all", "ungrouped")
 class Network:
     name: str
     subnet: ipaddress.IPv4Network
-    routes: tuple[tuple[str, str], ...] = ()  # (to network, via host)
+    routes: tuple[tuple[str, str], ...] = ()  # (to network or DEFAULT, via host)
+
+
+# `to: default` in a network's routes: the hosts on that network use the via host as their default
+# route (every flow leaving the network crosses it, e.g. a NAT gateway), not the provider's bridge.
+DEFAULT = "default"
 
 
 @dataclass
@@ -81,15 +86,28 @@ class Topology:
         return merged
 
     def routes(self, host: str) -> list[dict[str, str]]:
-        """Routes a host needs: for each network it is on with routes, unless it is on the target."""
+        """Routes a host needs: for each network it is on with routes, unless it is on the target or is
+        the via host itself; a default route (``to: default``) once, from the host's first such network."""
         h = self.hosts[host]
         out = []
+        has_default = False
         for net in h.networks:
             for to, via in self.networks[net].routes:
-                if to in h.networks or via == host:
+                if via == host or to in h.networks or (to == DEFAULT and has_default):
                     continue
-                out.append({"to": str(self.networks[to].subnet), "via": self.hosts[via].addresses[net]})
+                has_default = has_default or to == DEFAULT
+                dest = DEFAULT if to == DEFAULT else str(self.networks[to].subnet)
+                out.append({"to": dest, "via": self.hosts[via].addresses[net]})
         return out
+
+    def default_via(self, host: str) -> str | None:
+        """The lab host a host routes everything through (a ``to: default`` route), if any."""
+        h = self.hosts[host]
+        for net in h.networks:
+            for to, via in self.networks[net].routes:
+                if to == DEFAULT and via != host:
+                    return via
+        return None
 
     def reach(self, src: str, dst: str) -> str:
         """The address src uses for dst: on a network they share, else dst's first address."""
@@ -315,6 +333,10 @@ def _parse_networks(err: _Errors, data: dict[str, Any]) -> dict[str, Network]:
             raise err.fail(f"{where}.name", f"network name {nname!r} is invalid", "use lower-case letters, digits, '-'")
         if nname in networks:
             raise err.fail(f"{where}.name", f"duplicate network name {nname!r}", "give every network its own name")
+        if nname == DEFAULT:
+            raise err.fail(
+                f"{where}.name", f"{DEFAULT!r} names the default route in 'routes:'", "give the network another name"
+            )
         try:
             subnet = ipaddress.IPv4Network(str(item.get("subnet")), strict=True)
         except ValueError as exc:
@@ -458,8 +480,12 @@ def _parse_routes(err: _Errors, data: dict[str, Any], networks: dict[str, Networ
             route = _mapping(err, route, where)
             _check_keys(err, route, where, {"to", "via"})
             to, via = route.get("to"), route.get("via")
-            if not isinstance(to, str) or to not in networks:
-                raise err.fail(f"{where}.to", f"unknown network {to!r}", "name a network defined under 'networks:'")
+            if not isinstance(to, str) or (to not in networks and to != DEFAULT):
+                raise err.fail(
+                    f"{where}.to",
+                    f"unknown network {to!r}",
+                    f"name a network defined under 'networks:', or '{DEFAULT}' for the default route",
+                )
             if to == net.name:
                 raise err.fail(f"{where}.to", f"a route from {to!r} to itself", "name another network")
             if not isinstance(via, str) or via not in hosts or net.name not in hosts[via].networks:

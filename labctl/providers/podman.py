@@ -13,7 +13,7 @@ import shlex
 import subprocess
 from typing import Any
 
-from labctl import hostlimits, hostnet
+from labctl import hostlimits, hostnet, kernellog
 from labctl.errors import LabError
 from labctl.hostnet import Reserved
 from labctl.names import is_host_name, is_lab_name
@@ -110,6 +110,7 @@ def _iptables(*args: str, check: bool = True) -> subprocess.CompletedProcess[str
 @register("podman")
 class PodmanProvider:
     name = "podman"
+    kernel_log = kernellog.MACHINE  # containers share this machine's kernel (and its log)
 
     def __init__(self) -> None:
         self._default_image: str | None = None
@@ -120,6 +121,7 @@ class PodmanProvider:
         if hosts:
             running = {h for h, info in self.list(hosts[0].lab).items() if info.state == "running"}
             hostlimits.ensure_inotify(len([h for h in hosts if h.name not in running]), say)
+            kernellog.ensure_netns_logging(say)
         if any(h.image is None for h in hosts):
             self._default_image = image.build(progress=say)
 

@@ -4,6 +4,7 @@ labctl never creates or removes them; it only reaches them over SSH."""
 
 from __future__ import annotations
 
+from labctl import kernellog
 from labctl.providers import register
 from labctl.providers.base import HostInfo, HostSpec, NetworkSpec, Say
 
@@ -11,6 +12,7 @@ from labctl.providers.base import HostInfo, HostSpec, NetworkSpec, Say
 @register("static")
 class StaticProvider:
     name = "static"
+    kernel_log = kernellog.OWN  # a machine of its own: journalctl -k on it
 
     def prepare(self, hosts: list[HostSpec], say: Say) -> None:
         return None

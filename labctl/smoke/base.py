@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from labctl import kernellog
 from labctl.remote import Result, Runner
 
 FACTS_DIR = "/etc/ansible/facts.d"
@@ -50,6 +51,9 @@ class Context:
     addresses: dict[str, dict[str, str]]  # host -> network -> address
     hostvars: dict[str, dict[str, Any]]  # host -> merged topology vars (group vars, then host vars)
     runner: Runner
+    # (host, needle) -> lines of the host's kernel log holding needle, read where the host's provider
+    # says it lands (labctl.kernellog); None: on the host itself (journalctl -k)
+    kernel_log_reader: Callable[[str, str], list[str]] | None = field(default=None, repr=False)
     _facts: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
 
     def hosts(self, group: str) -> list[str]:
@@ -106,6 +110,16 @@ class Context:
 
     def run(self, host: str, command: str, timeout: float = 120, stdin: str | None = None) -> Result:
         return self.runner.run(host, command, timeout=timeout, stdin=stdin)
+
+    def kernel_log(self, host: str, needle: str) -> list[str]:
+        """Lines of the host's kernel log that contain needle, wherever they land (a container's go to
+        the machine's kernel log, a VM's stay in its journal). Skips the check when it cannot be read."""
+        try:
+            if self.kernel_log_reader is not None:
+                return self.kernel_log_reader(host, needle)
+            return kernellog.host_lines(self.run(host, kernellog.host_command(needle), timeout=30), needle)
+        except kernellog.KernelLogUnavailable as exc:
+            raise CheckSkipped(f"{host}: {exc}") from None
 
     def sh(self, host: str, command: str, timeout: float = 120, stdin: str | None = None) -> Result:
         """Run a command and raise CheckFailed when it exits non-zero."""

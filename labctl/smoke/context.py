@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from labctl import inventory, inventory_vars
+from labctl import inventory, inventory_vars, kernellog
 from labctl.lab import Lab
 from labctl.smoke.base import Context
 
@@ -22,4 +22,9 @@ def context_for(lab: Lab) -> Context:
         hv.update(topo.hostvars(name))
         hostvars[name] = hv
     addresses = {name: dict(h.addresses) or {"ssh": ssh[name]} for name, h in topo.hosts.items()}
-    return Context(topo.name, groups, addresses, hostvars, lab.runner())
+    runner = lab.runner()
+
+    def kernel_log(host: str, needle: str) -> list[str]:
+        return kernellog.lines(lab.provider_for(host), host, needle, lambda h, cmd: runner.run(h, cmd, timeout=30))
+
+    return Context(topo.name, groups, addresses, hostvars, runner, kernel_log_reader=kernel_log)

@@ -384,9 +384,36 @@ def dnat(ctx: Context) -> None:
         raise CheckSkipped("no TCP port forward configured")
 
 
+def log_lines(lines: list[str], prefix: str, src: str, dst: str, port: int) -> list[str]:
+    """Kernel log lines of a LOG rule with this prefix for one TCP flow (src -> dst:port)."""
+    want = (f"SRC={src} ", f"DST={dst} ", "PROTO=TCP ", f"DPT={port} ")
+    return [ln for ln in lines if prefix in ln and all(w in ln for w in want)]
+
+
+def _logged(ctx: Context, gw: Gateway, rule: dict[str, Any], client: str, target: str, port: int) -> str:
+    """The kernel log line the rule's LOG rule wrote for the blocked flow (found where the gateway's
+    kernel log lands: the machine's for a container, the gateway's own journal for a VM)."""
+    prefix = str(rule.get("log_prefix") or gw.fact["log_prefix"])
+    src = ctx.address(client, gw.inside_net)
+    found: list[str] = []
+
+    def logged() -> bool:
+        nonlocal found
+        found = log_lines(ctx.kernel_log(gw.host, prefix), prefix, src, target, port)
+        return bool(found)
+
+    try:
+        ctx.wait_until(f"{gw.host}: a kernel log line {prefix!r} for {src} -> {target}:{port}", logged, timeout=10)
+    except CheckFailed as exc:
+        raise CheckFailed(str(exc), f"kernel log of {gw.host} | grep -F {prefix!r}") from None
+    line = found[-1]
+    return line[line.index(prefix) :]
+
+
 @check("filtered flow is dropped and logged, a similar flow passes")
-def filtered(ctx: Context) -> None:
+def filtered(ctx: Context) -> str:
     tested = 0
+    shown = ""
     for gw in _gateways(ctx):
         _need(gw)
         rules = [
@@ -428,11 +455,79 @@ def filtered(ctx: Context) -> None:
                     passed.output,
                 )
             counter.grown(f"filter rule {rule['name']}")
-            if rule.get("log") and "-j LOG" not in (log := counter.rule(comment + " log")).spec:
-                raise CheckFailed(f"{gw.host}: {comment + ' log'!r} is not a LOG rule", "", log.spec)
+            if rule.get("log"):
+                if "-j LOG" not in (log := counter.rule(comment + " log")).spec:
+                    raise CheckFailed(f"{gw.host}: {comment + ' log'!r} is not a LOG rule", "", log.spec)
+                shown = shown or f"{gw.host} logged: {_logged(ctx, gw, rule, client, target, port)}"
             tested += 1
     if not tested:
         raise CheckSkipped("no TCP filter rule with a destination port that a lab host pair can exercise")
+    return shown or f"{tested} filter rule(s) drop and pass as configured (none logs)"
+
+
+_BEYOND = "198.51.100.1"  # TEST-NET-2: an address outside every lab network (RFC 5737)
+_BEYOND_PORT = 9
+
+
+@check("inside hosts route everything through the gateway (default route, NATed)")
+def default_route(ctx: Context) -> str:
+    shown = []
+    for gw in _gateways(ctx):
+        _need(gw, outside=False)
+        routed = [
+            h
+            for h in gw.inside_hosts
+            if {"to": "default", "via": gw.inside_address} in (ctx.var(h, "labctl_routes") or [])
+        ]
+        if not routed:
+            raise CheckSkipped(
+                f"no host on {gw.inside_net!r} has {gw.host} as its default route "
+                f"(the topology's routes: {{to: default, via: {gw.host}}})"
+            )
+        comment = f"{COMMENT} {gw.fact['snat_mode']}"
+        for host in routed:
+            got = ctx.sh(host, f"ip -4 route get {_BEYOND}", timeout=15).stdout
+            if f" via {gw.inside_address} " not in f" {got} ":
+                raise CheckFailed(
+                    f"{host}: traffic to {_BEYOND} does not go through {gw.host} ({gw.inside_address})",
+                    f"ip -4 route get {_BEYOND}",
+                    got,
+                )
+        # A flow to an address beyond every lab network crosses the gateway's NAT (its first packet
+        # is counted by the masquerade/SNAT rule), whether or not anything answers out there.
+        counter = Counters(ctx, gw.host, "POSTROUTING", [comment], table="nat")
+        _connect(ctx, routed[0], _BEYOND, _BEYOND_PORT, timeout=2, read=False)
+        counter.grown(f"the {gw.fact['snat_mode']} rule for {routed[0]} -> {_BEYOND}", wait=5)
+        gw_route = ctx.sh(gw.host, f"ip -4 route get {_BEYOND}", timeout=15).stdout
+        out_if = gw.fact.get("outside_interface")
+        if gw.fact.get("default_route_outside") and out_if and f" dev {out_if} " not in f" {gw_route} ":
+            raise CheckFailed(
+                f"{gw.host}: its own default route does not leave through the outside interface {out_if}",
+                f"ip -4 route get {_BEYOND}",
+                gw_route,
+            )
+        shown.append(f"{', '.join(routed)} -> default via {gw.host} {gw.inside_address}, NATed out {out_if}")
+    return "; ".join(shown)
+
+
+@check("gateway accepts its inside network (INPUT -i inside -s subnet -j ACCEPT)")
+def input_inside(ctx: Context) -> str:
+    shown = []
+    for gw in _gateways(ctx):
+        if not gw.fact.get("input_accept_inside"):
+            raise CheckSkipped(f"{gw.host}: nat_gateway_input_accept_inside is false")
+        _need(gw, outside=False)
+        comment = f"{COMMENT} input inside"
+        counter = Counters(ctx, gw.host, "INPUT", [comment])
+        spec = counter.rule(comment).spec
+        want = [f"-s {gw.fact['inside_subnet']}", f"-i {gw.fact['inside_interface']}", "-j ACCEPT"]
+        if not all(w in spec for w in want):
+            raise CheckFailed(f"{gw.host}: INPUT rule {comment!r} is not {' '.join(want)}", "iptables -S INPUT", spec)
+        # Anything an inside host sends the gateway passes this rule (a refused port still counts).
+        _connect(ctx, gw.inside_hosts[0], gw.inside_address, _SNAT_PORT + 2, timeout=2, read=False)
+        counter.grown(f"INPUT rule {comment!r}")
+        shown.append(f"{gw.host}: -A INPUT {' '.join(want)}")
+    return "; ".join(shown)
 
 
 def _pick(ctx: Context, hosts: list[str], net: str, spec: str | None, networks: set[str]) -> str | None:

@@ -51,6 +51,15 @@ def test_routes_go_via_the_gateway_for_hosts_not_on_the_target() -> None:
     assert topo.routes("ext") == []
 
 
+def test_a_default_route_sends_everything_via_the_gateway() -> None:
+    data = mutate(lambda d: d["networks"][1].update(routes=[{"to": "default", "via": "gw"}]))
+    topo = parse(data, PATH)
+    assert topo.routes("db") == [{"to": "default", "via": "198.18.2.10"}]
+    assert topo.default_via("db") == "gw"
+    assert topo.routes("gw") == [] and topo.default_via("gw") is None
+    assert topo.routes("ext") == [] and topo.default_via("ext") is None
+
+
 def test_vars_merge_all_then_group_then_host() -> None:
     data = mutate(lambda d: d.update(vars={"port": 1, "x": 1}))
     data["hosts"][1]["vars"] = {"x": 2}
@@ -89,6 +98,8 @@ REJECTIONS = [
     ("bad subnet", lambda d: d["networks"][0].update(subnet="198.18.1.1/24"), "networks[0].subnet"),
     ("unknown field", lambda d: d.update(hostz=[]), "hostz"),
     ("route via a host not on the network", lambda d: d["networks"][1]["routes"][0].update(via="ext"), "via"),
+    ("route to nowhere", lambda d: d["networks"][1]["routes"][0].update(to="dmz"), "routes[0].to"),
+    ("network named default", lambda d: d["networks"][0].update(name="default"), "networks[0].name"),
     ("no hosts", lambda d: d.update(hosts=[]), "hosts"),
     ("host without network", lambda d: d["hosts"][2].update(networks=[]), "hosts.ext.networks"),
     ("hosts not a list", lambda d: d.update(hosts={"a": 1}), "hosts"),
@@ -162,7 +173,7 @@ def test_default_lab_is_valid_and_shaped_for_the_seed() -> None:
     assert set(topo.hosts) == {"gw", "db", "web", "dev", "sdn", "ext"}
     assert topo.hosts["ext"].networks == ["outside"]
     assert topo.hosts["gw"].networks == ["outside", "inside"]
-    assert topo.routes("web") == [{"to": "198.18.1.0/24", "via": topo.hosts["gw"].addresses["inside"]}]
+    assert topo.routes("web") == [{"to": "default", "via": topo.hosts["gw"].addresses["inside"]}]
     raw = yaml.safe_load(paths.DEFAULT_LAB.read_text())
     assert raw["schema"] == 1
 
