@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from labctl.smoke import nat_gateway as ng
-from labctl.smoke.base import CheckFailed, Result
+from labctl.smoke.base import CheckFailed, CheckSkipped, Context, Result
 from tests.unit.conftest import FakeRunner, MakeCtx
 
 NAT_S = "\n".join(
@@ -140,3 +142,112 @@ def test_conntrack_source_reads_original_direction() -> None:
     assert ng.conntrack_source(table, "198.18.64.11", 52418, 47080) == "198.18.65.1"
     assert ng.conntrack_source(table, "198.18.64.11", 40000, 47080) == "198.18.65.11"
     assert ng.conntrack_source(table, "198.18.64.11", 1, 47080) is None
+
+
+# --- default route through the gateway, the INPUT rule, LOG lines in the kernel log --------------
+
+GROUPS = {"nat_gateway": ["gw"]}
+ADDRS = {"gw": {"outside": "198.18.64.10", "inside": "198.18.65.10"}, "web": {"inside": "198.18.65.11"}}
+ROUTED = {"web": {"labctl_routes": [{"to": "default", "via": "198.18.65.10"}]}}
+GW_FACT = {
+    **FACT,
+    "inside_subnet": "198.18.65.0/24",
+    "snat_mode": "masquerade",
+    "log_prefix": "mol-nat blocked packets : ",
+    "input_accept_inside": True,
+    "default_route_outside": True,
+    "outside_interface": "eth0",
+    "inside_interface": "eth1",
+}
+LOG_LINE = (
+    "mol-nat blocked packets : IN=eth1 OUT=eth0 MAC=02:4c SRC=198.18.65.11 DST=198.18.64.11 LEN=60 TOS=0x00 "
+    "TTL=63 ID=4 DF PROTO=TCP SPT=48362 DPT=2323 WINDOW=64240 RES=0x00 SYN URGP=0"
+)
+
+
+def _postrouting(packets: int) -> str:
+    return f'-A POSTROUTING -s 198.18.65.0/24 -o eth0 -m comment --comment "labctl nat_gateway masquerade" -c {packets} 1\n'
+
+
+def _routed_lab(runner: FakeRunner, make_ctx: MakeCtx, web_route: str) -> Context:
+    runner.fact("gw", "nat_gateway", GW_FACT)
+    reads = iter([_postrouting(4), _postrouting(5)])
+    runner.on("-t nat -v -S POSTROUTING", lambda _h, cmd, _s: Result(cmd, 0, next(reads), ""))
+    runner.on("ip -4 route get", web_route, on_host="web")
+    runner.on("ip -4 route get", "198.51.100.1 via 198.18.64.1 dev eth0 src 198.18.64.10 uid 0\n", on_host="gw")
+    runner.on("python3 /tmp/labctl-nat-gateway-probe.py connect", "timeout\n")
+    return make_ctx(GROUPS, ADDRS, ROUTED)
+
+
+def test_default_route_through_the_gateway_crosses_its_nat(runner: FakeRunner, make_ctx: MakeCtx) -> None:
+    ctx = _routed_lab(runner, make_ctx, "198.51.100.1 via 198.18.65.10 dev eth0 src 198.18.65.11 uid 0\n")
+    assert ng.default_route(ctx) == "web -> default via gw 198.18.65.10, NATed out eth0"
+    assert any("connect 198.51.100.1 9" in cmd for cmd in runner.commands("web"))
+
+
+def test_default_route_through_the_bridge_fails(runner: FakeRunner, make_ctx: MakeCtx) -> None:
+    """Before: inside hosts kept podman's default route (the bridge), only `outside` went via gw."""
+    ctx = _routed_lab(runner, make_ctx, "198.51.100.1 via 198.18.65.1 dev eth0 src 198.18.65.11 uid 0\n")
+    with pytest.raises(CheckFailed, match=r"web: traffic to 198\.51\.100\.1 does not go through gw"):
+        ng.default_route(ctx)
+
+
+def test_default_route_skipped_without_such_a_route(runner: FakeRunner, make_ctx: MakeCtx) -> None:
+    runner.fact("gw", "nat_gateway", GW_FACT)
+    with pytest.raises(CheckSkipped, match=r"no host on 'inside' has gw as its default route"):
+        ng.default_route(make_ctx(GROUPS, ADDRS))
+
+
+def test_input_rule_is_the_notebooks(runner: FakeRunner, make_ctx: MakeCtx) -> None:
+    runner.fact("gw", "nat_gateway", GW_FACT)
+    rule = '-A INPUT -s 198.18.65.0/24 -i eth1 -m comment --comment "labctl nat_gateway input inside" -c {} 9 -j ACCEPT\n'
+    reads = iter([rule.format(1), rule.format(2)])
+    runner.on("-v -S INPUT", lambda _h, cmd, _s: Result(cmd, 0, next(reads), ""))
+    runner.on("python3 /tmp/labctl-nat-gateway-probe.py connect", "refused\n")
+    assert ng.input_inside(make_ctx(GROUPS, ADDRS)) == "gw: -A INPUT -s 198.18.65.0/24 -i eth1 -j ACCEPT"
+
+
+def test_input_rule_missing_fails(runner: FakeRunner, make_ctx: MakeCtx) -> None:
+    runner.fact("gw", "nat_gateway", GW_FACT)
+    runner.on("-v -S INPUT", "-P INPUT ACCEPT\n")
+    with pytest.raises(CheckFailed, match="no rule with comment 'labctl nat_gateway input inside' in INPUT"):
+        ng.input_inside(make_ctx(GROUPS, ADDRS))
+
+
+def test_log_lines_match_the_flow_and_the_prefix() -> None:
+    other_lab = LOG_LINE.replace("mol-nat", "other")
+    other_port = LOG_LINE.replace("DPT=2323", "DPT=2324")
+    lines = [other_lab, other_port, "[1.2] " + LOG_LINE]
+    got = ng.log_lines(lines, "mol-nat blocked packets : ", "198.18.65.11", "198.18.64.11", 2323)
+    assert got == ["[1.2] " + LOG_LINE]
+
+
+def test_the_log_line_is_read_where_the_provider_says(runner: FakeRunner, make_ctx: MakeCtx) -> None:
+    asked: list[tuple[str, str]] = []
+
+    def reader(host: str, needle: str) -> list[str]:
+        asked.append((host, needle))
+        return ["x", "[18867.18] " + LOG_LINE]
+
+    runner.fact("gw", "nat_gateway", GW_FACT)
+    ctx = make_ctx(GROUPS, {**ADDRS, "ext": {"outside": "198.18.64.11"}})
+    ctx.kernel_log_reader = reader
+    (gw,) = ng._gateways(ctx)
+    rule = {"name": "block-outbound-2323", "log": True}
+    assert ng._logged(ctx, gw, rule, "web", "198.18.64.11", 2323) == LOG_LINE
+    assert asked == [("gw", "mol-nat blocked packets : ")]
+
+
+def test_no_log_line_fails(runner: FakeRunner, make_ctx: MakeCtx, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner.fact("gw", "nat_gateway", GW_FACT)
+    runner.on("journalctl -k", "")  # the gateway's own kernel log (no provider reader): nothing logged
+    ctx = make_ctx(GROUPS, {**ADDRS, "ext": {"outside": "198.18.64.11"}})
+    (gw,) = ng._gateways(ctx)
+
+    def never(what: str, probe: Any, timeout: float) -> None:
+        if not probe():
+            raise CheckFailed(f"{what}: not true after {timeout:.0f} s")
+
+    monkeypatch.setattr(ctx, "wait_until", never)
+    with pytest.raises(CheckFailed, match=r"gw: a kernel log line 'mol-nat blocked packets : ' for 198\.18\.65\.11"):
+        ng._logged(ctx, gw, {"name": "x", "log": True}, "web", "198.18.64.11", 2323)

@@ -46,7 +46,9 @@ READ_BY_CHECKS = {
                 "secrets_dir", "test_src", "test_bin"},
     "mongrel2": {"chroot", "greeting", "echo_subpath", "servers", "handlers", "dirs", "static_files"},
     "nat_gateway": {"outside_network", "inside_network", "outside_address", "inside_address", "snat_mode", "forwards",
-                    "filter_rules", "accounting_chain", "accounting_protocols", "sysctl_file", "rules_file"},
+                    "filter_rules", "accounting_chain", "accounting_protocols", "sysctl_file", "rules_file",
+                    "log_prefix", "inside_subnet", "input_accept_inside", "default_route_outside",
+                    "outside_interface", "inside_interface"},
     "sdn_controller": {"rest_url", "bridge", "hosts", "units"},
     "swig": {"build_dir", "install_pth", "example_my_variable", "cxx_build_dir"},
     "zeromq": {"install_dir", "bind_address", "servers", "sink_status", "echo", "pubsub", "syncpub", "pipeline",
@@ -106,6 +108,15 @@ def test_user_settings_reach_the_fact() -> None:
     assert fact("swig", "dev", swig_build_dir="/srv/ex/", swig_install_pth=False)["build_dir"] == "/srv/ex"
     assert fact("swig", "dev", swig_install_pth=False)["pth_file"] is None
     assert fact("zeromq", "web", zeromq_pubsub_port="6000")["pubsub"]["port"] == 6000
+
+
+def test_the_log_prefix_is_the_notebooks_tagged_with_the_lab() -> None:
+    """Labs share the machine's kernel log: each finds its own LOG lines by its tag."""
+    assert fact("nat_gateway", "gw", labctl_lab="default")["log_prefix"] == "default blocked packets : "
+    long = fact("nat_gateway", "gw", labctl_lab="a-very-long-lab-name")["log_prefix"]
+    other = fact("nat_gateway", "gw", labctl_lab="a-very-long-lab-name2")["log_prefix"]
+    assert long.endswith(" blocked packets : ") and len(long) == 29 and long != other
+    assert fact("nat_gateway", "gw")["log_prefix"] == "blocked packets : "  # plain Ansible, no labctl_lab
 
 
 def test_a_client_only_host_has_no_instances() -> None:
