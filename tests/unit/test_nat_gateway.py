@@ -166,7 +166,8 @@ LOG_LINE = (
 
 
 def _postrouting(packets: int) -> str:
-    return f'-A POSTROUTING -s 198.18.65.0/24 -o eth0 -m comment --comment "labctl nat_gateway masquerade" -c {packets} 1\n'
+    comment = '-m comment --comment "labctl nat_gateway masquerade"'
+    return f"-A POSTROUTING -s 198.18.65.0/24 -o eth0 {comment} -c {packets} 1\n"
 
 
 def _routed_lab(runner: FakeRunner, make_ctx: MakeCtx, web_route: str) -> Context:
@@ -200,7 +201,8 @@ def test_default_route_skipped_without_such_a_route(runner: FakeRunner, make_ctx
 
 def test_input_rule_is_the_notebooks(runner: FakeRunner, make_ctx: MakeCtx) -> None:
     runner.fact("gw", "nat_gateway", GW_FACT)
-    rule = '-A INPUT -s 198.18.65.0/24 -i eth1 -m comment --comment "labctl nat_gateway input inside" -c {} 9 -j ACCEPT\n'
+    rule = '-A INPUT -s 198.18.65.0/24 -i eth1 -m comment --comment "labctl nat_gateway input inside" -c {} 9 -j ACCEPT'
+    rule += "\n"
     reads = iter([rule.format(1), rule.format(2)])
     runner.on("-v -S INPUT", lambda _h, cmd, _s: Result(cmd, 0, next(reads), ""))
     runner.on("python3 /tmp/labctl-nat-gateway-probe.py connect", "refused\n")
