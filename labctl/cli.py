@@ -96,7 +96,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
 def _smoke(running: lab.Lab, only: list[str] | None, json_out: bool) -> int:
     ctx = context_for(running)
     try:
-        results = run_checks(ctx, only, on_result=ui.smoke_line)
+        results = run_checks(ctx, only, on_result=ui.smoke_line, user_checks=running.topo.checks)
     finally:
         ctx.runner.close()
     if json_out:
