@@ -10,9 +10,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import NoReturn
+from pathlib import Path
+from typing import IO, NoReturn
 
-from labctl import completion, graph, hostexec, inventory, journal, lab, sshconfig, ui
+from labctl import capture, completion, graph, hostexec, hostiface, inventory, journal, lab, sshconfig, ui
 from labctl.cli_args import lab_args
 from labctl.errors import LabError
 from labctl.providers import image
@@ -20,7 +21,7 @@ from labctl.smoke.context import context_for
 from labctl.smoke.runner import run_checks
 
 # Verbs that take a command for a host: labctl's own options may come anywhere before '--'.
-COMMAND_VERBS = ("exec", "ssh")
+COMMAND_VERBS = ("exec", "ssh", "capture")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,6 +32,8 @@ class _Parser(argparse.ArgumentParser):
         fix = f"see '{self.prog} --help'"
         if verb in COMMAND_VERBS and ("unrecognized arguments" in message or "before '--'" in message):
             fix = f"put the host's command after '--': labctl {verb} HOST [-f LAB.yml] -- COMMAND [ARGS...]"
+            if verb == "capture":
+                fix = "put the capture filter after '--': labctl capture HOST[:NETWORK] [-w FILE] -- tcp port 80"
         where = f"{verb}: " if verb else ""
         self.exit(2, f"labctl: error: {where}{message}. Fix: {fix}.\n")
 
@@ -42,6 +45,16 @@ def _seconds(text: str) -> float:
         value = math.nan
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of packets above 0, got {text!r}")
     return value
 
 
@@ -235,6 +248,41 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return hostexec.run_one(hostexec.ssh_argv(config, args.host, command, tty))
 
 
+def cmd_capture(args: argparse.Namespace) -> int:
+    running = _running(args)
+    where = hostiface.parse_target(args.host, "capture")
+    conn = running.runner()
+    try:
+        iface = hostiface.resolve(running, conn, where, "capture", allow_any=True)
+    finally:
+        conn.close()
+    bpf = args.command[1:] if args.command[:1] == ["--"] else list(args.command)
+    pcap = args.write is not None
+    out: IO[bytes] | int | None = None
+    if pcap and args.write == "-":
+        if sys.stdout.isatty():
+            raise LabError(
+                "capture: -w - writes a binary pcap to stdout, which is a terminal. "
+                "Fix: pipe it (labctl capture gw:outside -w - | wireshark -k -i -) or write a file (-w gw.pcap)."
+            )
+        sys.stdout.flush()
+        out = sys.stdout.fileno()
+    elif pcap:
+        out = open(args.write, "wb")  # noqa: SIM115 - closed below, after ssh wrote into it
+    script = capture.remote_script(where.host, iface, pcap, args.count, bpf)
+    argv = hostexec.ssh_argv(sshconfig.lab_config_file(running), where.host, ["sh", "-c", script], tty=False)
+    ui.say(f"capturing on {where.host} {iface}{' (' + ' '.join(bpf) + ')' if bpf else ''}; Ctrl-C stops")
+    try:
+        rc = capture.run(argv, out, args.seconds)
+    finally:
+        if not isinstance(out, int) and out is not None:
+            out.close()
+    if pcap and args.write != "-":
+        packets = capture.count_packets(Path(args.write))
+        ui.say(f"{packets if packets is not None else 'no'} packets written to {args.write}")
+    return rc
+
+
 def cmd_graph(args: argparse.Namespace) -> int:
     topo, state = lab.resolve(args.file, args.name)
     if topo is None:
@@ -354,6 +402,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--lines", type=int, default=None, help="only the last N entries")
     p.add_argument("host")
     p.add_argument("unit", nargs="?", help="a unit, a template (mongrel2 = mongrel2 and mongrel2@*) or a glob")
+
+    p = verb("capture", cmd_capture, "capture packets on a host's interface with tcpdump: a pcap file, stdout or text")
+    lab_args(p)
+    p.add_argument("-w", "--write", metavar="FILE", help="write a pcap to FILE ('-': stdout, for wireshark -k -i -)")
+    p.add_argument("-c", "--count", type=_count, default=None, help="stop after N packets")
+    p.add_argument("--seconds", type=_seconds, default=None, help="stop after S seconds (else Ctrl-C stops)")
+    p.add_argument("host", metavar="HOST[:NETWORK|IFACE]", help="the host, and a lab network or interface of it")
+    p.add_argument("command", nargs="*", metavar="FILTER", help="-- a tcpdump (pcap-filter) expression")
 
     p = verb("graph", cmd_graph, "draw the lab: networks, hosts, addresses, port forwards, SDN slices")
     lab_args(p)
