@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO, NoReturn
 
-from labctl import capture, completion, graph, hostexec, hostiface, inventory, journal, lab, sshconfig, ui
+from labctl import capture, completion, graph, hostexec, hostiface, impair, inventory, journal, lab, sshconfig, ui
 from labctl.cli_args import lab_args
 from labctl.errors import LabError
 from labctl.providers import image
@@ -147,13 +147,27 @@ def cmd_status(args: argparse.Namespace) -> int:
             running.require_host(args.host, "--host")
             rows = [r for r in rows if r["name"] == args.host]
             rows[0].update(lab.host_details(running, args.host))
+            rows[0]["impairments"] = _impairments(running, args.host)
     if args.json:
         ui.print_json({"lab": state.name, "hosts": rows})
     else:
         ui.status_table(state.name, rows)
         if rows and rows[0].get("forwards") and args.host:
             ui.forwards_table(args.host, rows[0]["forwards"])
+        if rows and rows[0].get("impairments") and args.host:
+            ui.impairments_table(rows[0]["impairments"])
     return 0 if lab.all_up(rows) else 1
+
+
+def _impairments(running: lab.Lab, host: str) -> list[dict[str, object]]:
+    """The impairments in force on a running host (none when it cannot be asked)."""
+    conn = running.runner()
+    try:
+        return list(impair.show(conn, host))
+    except LabError:
+        return []
+    finally:
+        conn.close()
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
@@ -283,6 +297,43 @@ def cmd_capture(args: argparse.Namespace) -> int:
     return rc
 
 
+def cmd_impair(args: argparse.Namespace) -> int:
+    running = _running(args)
+    if args.show or args.host is None:
+        if args.host is None and not args.show:
+            raise LabError("impair: name HOST:NETWORK. Fix: labctl impair gw:outside --delay 50ms, or --show.")
+        hosts = [hostiface.parse_target(args.host, "impair").host] if args.host else list(running.topo.hosts)
+        for host in hosts:
+            running.require_host(host, "impair")
+        conn = running.runner()
+        try:
+            rows = [rec for host in hosts for rec in impair.show(conn, host)]
+        finally:
+            conn.close()
+        if args.json:
+            ui.print_json({"lab": running.name, "impairments": rows})
+        else:
+            ui.impairments_table(rows)
+        return 0
+    where = hostiface.parse_target(args.host, "impair")
+    wanted = None if args.clear else impair.validate(args.delay, args.jitter, args.loss, args.rate)
+    if args.clear and any(v is not None for v in (args.delay, args.jitter, args.loss, args.rate)):
+        raise LabError("impair: --clear takes no other setting. Fix: clear first, or give only the new settings.")
+    conn = running.runner()
+    try:
+        iface = hostiface.resolve(running, conn, where, "impair")
+        if wanted is None:
+            had = impair.clear(conn, where.host, iface)
+            ui.say(f"{where.host} {iface}: {'impairment removed' if had else 'was not impaired'}")
+            return 0
+        record = impair.apply(conn, where.host, iface, where.part, wanted)
+    finally:
+        conn.close()
+    how = "netem" if record["backend"] == "netem" else "tbf/NFQUEUE (this kernel has no sch_netem)"
+    ui.say(f"{where.host} {iface}: {wanted.describe()} on what it sends ({how})")
+    return 0
+
+
 def cmd_graph(args: argparse.Namespace) -> int:
     topo, state = lab.resolve(args.file, args.name)
     if topo is None:
@@ -410,6 +461,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=_seconds, default=None, help="stop after S seconds (else Ctrl-C stops)")
     p.add_argument("host", metavar="HOST[:NETWORK|IFACE]", help="the host, and a lab network or interface of it")
     p.add_argument("command", nargs="*", metavar="FILTER", help="-- a tcpdump (pcap-filter) expression")
+
+    p = verb("impair", cmd_impair, "delay, jitter, loss or rate-limit what a host sends on a network (tc netem)")
+    lab_args(p)
+    p.add_argument("host", nargs="?", metavar="HOST[:NETWORK|IFACE]", help="the host, and a lab network or interface")
+    p.add_argument("--delay", metavar="TIME", help="added delay, e.g. 50ms")
+    p.add_argument("--jitter", metavar="TIME", help="delay varies by up to this much, e.g. 5ms")
+    p.add_argument("--loss", metavar="PERCENT", help="packets dropped at random, e.g. 1%%")
+    p.add_argument("--rate", metavar="RATE", help="rate limit, e.g. 10mbit")
+    p.add_argument("--clear", action="store_true", help="remove the impairment")
+    p.add_argument("--show", action="store_true", help="list the impairments in force (every host, or HOST)")
+    p.add_argument("--json", action="store_true", help="with --show: print JSON")
 
     p = verb("graph", cmd_graph, "draw the lab: networks, hosts, addresses, port forwards, SDN slices")
     lab_args(p)
