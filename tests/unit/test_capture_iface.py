@@ -51,3 +51,25 @@ def test_packets_are_counted_and_a_cut_record_is_not(tmp_path: Path) -> None:
     assert capture.count_packets(_pcap(tmp_path / "c.pcap", [])) == 0
     (tmp_path / "d").write_bytes(b"not a pcap at all, no no no")
     assert capture.count_packets(tmp_path / "d") is None
+
+
+def test_the_filter_follows_dashes_and_options_go_anywhere_before() -> None:
+    from labctl.cli import parse_args
+
+    args = parse_args(["capture", "gw:outside", "-w", "-", "--count", "3", "-f", "l.yml", "--", "tcp", "port", "80"])
+    assert (args.host, args.write, args.count, args.file, args.command) == (
+        "gw:outside",
+        "-",
+        3,
+        "l.yml",
+        ["tcp", "port", "80"],
+    )
+    args = parse_args(["impair", "gw:outside", "--delay", "50ms", "--jitter", "5ms", "--loss", "1%", "--rate", "1mbit"])
+    assert (args.host, args.delay, args.jitter, args.loss, args.rate, args.clear) == (
+        "gw:outside",
+        "50ms",
+        "5ms",
+        "1%",
+        "1mbit",
+        False,
+    )
