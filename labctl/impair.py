@@ -190,30 +190,7 @@ def _fallback(runner: Runner, host: str, iface: str, imp: Impairment) -> int | N
     return queue
 
 
-SHOW = f"""
-import glob, json, subprocess
-out = []
-for path in sorted(glob.glob("{STATE_DIR}/*.json")):
-    try:
-        rec = json.load(open(path))
-    except ValueError:
-        continue
-    iface = rec.get("iface", "")
-    if rec.get("backend") == "netem":
-        qd = subprocess.run(["tc", "qdisc", "show", "dev", iface], capture_output=True, text=True).stdout
-        rec["active"] = "netem" in qd
-    else:
-        unit = "labctl-impair-" + iface
-        ok = True
-        if rec.get("queue") is not None:
-            ok = subprocess.run(["systemctl", "is-active", "-q", unit]).returncode == 0
-        if rec.get("rate"):
-            qd = subprocess.run(["tc", "qdisc", "show", "dev", iface], capture_output=True, text=True).stdout
-            ok = ok and "tbf" in qd
-        rec["active"] = ok
-    out.append(rec)
-print(json.dumps(out))
-"""
+SHOW = (Path(__file__).parent / "impair_files" / "show.py").read_text()
 
 
 def show(runner: Runner, host: str) -> list[dict[str, Any]]:
