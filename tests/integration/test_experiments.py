@@ -12,6 +12,7 @@ import signal
 import subprocess
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dpkt
@@ -161,7 +162,9 @@ def test_capture_streams_the_dnat_flow_on_gw_s_outside_interface(lab: Lab, tmp_p
         while not any("listening on" in line for line in seen):
             seen.append(err.get(timeout=180))
         assert any(re.search(r"capturing on gw eth\d+ \(tcp port 80\)", line) for line in seen), seen
-        body = lab.sh("ext", "python3 -c \"import urllib.request as u; print(u.urlopen('http://gw/').read().decode())\"")
+        body = lab.sh(
+            "ext", "python3 -c \"import urllib.request as u; print(u.urlopen('http://gw/').read().decode())\""
+        )
         assert "served-by-web 42" in body
         proc.send_signal(signal.SIGINT)  # as Ctrl-C: tcpdump stops and flushes, the stream ends cleanly
         assert proc.wait(timeout=60) == 0
@@ -193,8 +196,13 @@ def _zmq_rtt(lab: Lab) -> float:
 
 def test_impair_delays_what_gw_sends_until_cleared(lab: Lab) -> None:
     install = "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-zmq >/dev/null 2>&1"
-    for host in ("gw", "ext"):
-        lab.sh(host, f"python3 -c 'import zmq' 2>/dev/null || (apt-get update -qq && {install})")
+    with ThreadPoolExecutor(2) as pool:  # both hosts at once
+        done = [
+            pool.submit(lab.sh, h, f"python3 -c 'import zmq' 2>/dev/null || (apt-get update -qq && {install})")
+            for h in ("gw", "ext")
+        ]
+        for fut in done:
+            fut.result()
     lab.sh("gw", "cat > /tmp/rep.py && systemd-run --unit zmqrep python3 /tmp/rep.py", stdin=ZMQ_SERVER)
     ping_before, zmq_before = _ping_rtt(lab), _zmq_rtt(lab)
 
