@@ -10,9 +10,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import NoReturn
+from pathlib import Path
+from typing import IO, NoReturn
 
-from labctl import completion, graph, hostexec, inventory, journal, lab, sshconfig, ui
+from labctl import capture, completion, graph, hostexec, hostiface, impair, inventory, journal, lab, sshconfig, ui
 from labctl.cli_args import lab_args
 from labctl.errors import LabError
 from labctl.providers import image
@@ -20,7 +21,7 @@ from labctl.smoke.context import context_for
 from labctl.smoke.runner import run_checks
 
 # Verbs that take a command for a host: labctl's own options may come anywhere before '--'.
-COMMAND_VERBS = ("exec", "ssh")
+COMMAND_VERBS = ("exec", "ssh", "capture")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,6 +32,8 @@ class _Parser(argparse.ArgumentParser):
         fix = f"see '{self.prog} --help'"
         if verb in COMMAND_VERBS and ("unrecognized arguments" in message or "before '--'" in message):
             fix = f"put the host's command after '--': labctl {verb} HOST [-f LAB.yml] -- COMMAND [ARGS...]"
+            if verb == "capture":
+                fix = "put the capture filter after '--': labctl capture HOST[:NETWORK] [-w FILE] -- tcp port 80"
         where = f"{verb}: " if verb else ""
         self.exit(2, f"labctl: error: {where}{message}. Fix: {fix}.\n")
 
@@ -42,6 +45,16 @@ def _seconds(text: str) -> float:
         value = math.nan
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of packets above 0, got {text!r}")
     return value
 
 
@@ -96,7 +109,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
 def _smoke(running: lab.Lab, only: list[str] | None, json_out: bool) -> int:
     ctx = context_for(running)
     try:
-        results = run_checks(ctx, only, on_result=ui.smoke_line)
+        results = run_checks(ctx, only, on_result=ui.smoke_line, user_checks=running.topo.checks)
     finally:
         ctx.runner.close()
     if json_out:
@@ -134,13 +147,27 @@ def cmd_status(args: argparse.Namespace) -> int:
             running.require_host(args.host, "--host")
             rows = [r for r in rows if r["name"] == args.host]
             rows[0].update(lab.host_details(running, args.host))
+            rows[0]["impairments"] = _impairments(running, args.host)
     if args.json:
         ui.print_json({"lab": state.name, "hosts": rows})
     else:
         ui.status_table(state.name, rows)
         if rows and rows[0].get("forwards") and args.host:
             ui.forwards_table(args.host, rows[0]["forwards"])
+        if rows and rows[0].get("impairments") and args.host:
+            ui.impairments_table(rows[0]["impairments"])
     return 0 if lab.all_up(rows) else 1
+
+
+def _impairments(running: lab.Lab, host: str) -> list[dict[str, object]]:
+    """The impairments in force on a running host (none when it cannot be asked)."""
+    conn = running.runner()
+    try:
+        return list(impair.show(conn, host))
+    except LabError:
+        return []
+    finally:
+        conn.close()
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
@@ -233,6 +260,78 @@ def cmd_logs(args: argparse.Namespace) -> int:
     command = journal.command(args.unit, follow=args.follow, lines=args.lines)
     tty = hostexec.want_tty(False) if args.follow else False
     return hostexec.run_one(hostexec.ssh_argv(config, args.host, command, tty))
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    running = _running(args)
+    where = hostiface.parse_target(args.host, "capture")
+    conn = running.runner()
+    try:
+        iface = hostiface.resolve(running, conn, where, "capture", allow_any=True)
+    finally:
+        conn.close()
+    bpf = args.command[1:] if args.command[:1] == ["--"] else list(args.command)
+    pcap = args.write is not None
+    out: IO[bytes] | int | None = None
+    if pcap and args.write == "-":
+        if sys.stdout.isatty():
+            raise LabError(
+                "capture: -w - writes a binary pcap to stdout, which is a terminal. "
+                "Fix: pipe it (labctl capture gw:outside -w - | wireshark -k -i -) or write a file (-w gw.pcap)."
+            )
+        sys.stdout.flush()
+        out = sys.stdout.fileno()
+    elif pcap:
+        out = open(args.write, "wb")  # noqa: SIM115 - closed below, after ssh wrote into it
+    script = capture.remote_script(where.host, iface, pcap, args.count, bpf)
+    argv = hostexec.ssh_argv(sshconfig.lab_config_file(running), where.host, ["sh", "-c", script], tty=False)
+    ui.say(f"capturing on {where.host} {iface}{' (' + ' '.join(bpf) + ')' if bpf else ''}; Ctrl-C stops")
+    try:
+        rc = capture.run(argv, out, args.seconds)
+    finally:
+        if not isinstance(out, int) and out is not None:
+            out.close()
+    if pcap and args.write != "-":
+        packets = capture.count_packets(Path(args.write))
+        ui.say(f"{packets if packets is not None else 'no'} packets written to {args.write}")
+    return rc
+
+
+def cmd_impair(args: argparse.Namespace) -> int:
+    running = _running(args)
+    if args.show or args.host is None:
+        if args.host is None and not args.show:
+            raise LabError("impair: name HOST:NETWORK. Fix: labctl impair gw:outside --delay 50ms, or --show.")
+        hosts = [hostiface.parse_target(args.host, "impair").host] if args.host else list(running.topo.hosts)
+        for host in hosts:
+            running.require_host(host, "impair")
+        conn = running.runner()
+        try:
+            rows = [rec for host in hosts for rec in impair.show(conn, host)]
+        finally:
+            conn.close()
+        if args.json:
+            ui.print_json({"lab": running.name, "impairments": rows})
+        else:
+            ui.impairments_table(rows)
+        return 0
+    where = hostiface.parse_target(args.host, "impair")
+    wanted = None if args.clear else impair.validate(args.delay, args.jitter, args.loss, args.rate)
+    if args.clear and any(v is not None for v in (args.delay, args.jitter, args.loss, args.rate)):
+        raise LabError("impair: --clear takes no other setting. Fix: clear first, or give only the new settings.")
+    conn = running.runner()
+    try:
+        iface = hostiface.resolve(running, conn, where, "impair")
+        if wanted is None:
+            had = impair.clear(conn, where.host, iface)
+            ui.say(f"{where.host} {iface}: {'impairment removed' if had else 'was not impaired'}")
+            return 0
+        record = impair.apply(conn, where.host, iface, where.part, wanted)
+    finally:
+        conn.close()
+    how = "netem" if record["backend"] == "netem" else "tbf/NFQUEUE (this kernel has no sch_netem)"
+    ui.say(f"{where.host} {iface}: {wanted.describe()} on what it sends ({how})")
+    return 0
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
@@ -354,6 +453,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--lines", type=int, default=None, help="only the last N entries")
     p.add_argument("host")
     p.add_argument("unit", nargs="?", help="a unit, a template (mongrel2 = mongrel2 and mongrel2@*) or a glob")
+
+    p = verb("capture", cmd_capture, "capture packets on a host's interface with tcpdump: a pcap file, stdout or text")
+    lab_args(p)
+    p.add_argument("-w", "--write", metavar="FILE", help="write a pcap to FILE ('-': stdout, for wireshark -k -i -)")
+    p.add_argument("-c", "--count", type=_count, default=None, help="stop after N packets")
+    p.add_argument("--seconds", type=_seconds, default=None, help="stop after S seconds (else Ctrl-C stops)")
+    p.add_argument("host", metavar="HOST[:NETWORK|IFACE]", help="the host, and a lab network or interface of it")
+    p.add_argument("command", nargs="*", metavar="FILTER", help="-- a tcpdump (pcap-filter) expression")
+
+    p = verb("impair", cmd_impair, "delay, jitter, loss or rate-limit what a host sends on a network (tc netem)")
+    lab_args(p)
+    p.add_argument("host", nargs="?", metavar="HOST[:NETWORK|IFACE]", help="the host, and a lab network or interface")
+    p.add_argument("--delay", metavar="TIME", help="added delay, e.g. 50ms")
+    p.add_argument("--jitter", metavar="TIME", help="delay varies by up to this much, e.g. 5ms")
+    p.add_argument("--loss", metavar="PERCENT", help="packets dropped at random, e.g. 1%%")
+    p.add_argument("--rate", metavar="RATE", help="rate limit, e.g. 10mbit")
+    p.add_argument("--clear", action="store_true", help="remove the impairment")
+    p.add_argument("--show", action="store_true", help="list the impairments in force (every host, or HOST)")
+    p.add_argument("--json", action="store_true", help="with --show: print JSON")
 
     p = verb("graph", cmd_graph, "draw the lab: networks, hosts, addresses, port forwards, SDN slices")
     lab_args(p)

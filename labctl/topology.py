@@ -18,6 +18,8 @@ import yaml
 from labctl.errors import LabError, printable
 from labctl.names import HOST_NAME, LAB_NAME, validate_lab_name
 from labctl.providers import provider_names
+from labctl.userchecks import UserCheck
+from labctl.userchecks import parse as parse_checks
 
 SCHEMA = 1
 FIRST_HOST_OFFSET = 10  # dynamic addresses start at .10; .1 is the podman bridge
@@ -69,6 +71,7 @@ class Topology:
     hosts: dict[str, Host]
     groups: dict[str, dict[str, Any]]  # group -> vars
     vars: dict[str, Any]  # all-hosts vars
+    checks: list[UserCheck] = field(default_factory=list)  # the user's own checks (`checks:`)
 
     def group_hosts(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
@@ -273,7 +276,7 @@ def load(path: str | Path, known_groups: set[str] | frozenset[str] = frozenset()
 def parse(raw: Any, path: Path, known_groups: set[str] | frozenset[str] = frozenset()) -> Topology:
     err = _Errors(path)
     data = _mapping(err, raw, "(top level)")
-    _check_keys(err, data, "", {"schema", "name", "provider", "image", "networks", "groups", "hosts", "vars"})
+    _check_keys(err, data, "", {"schema", "name", "provider", "image", "networks", "groups", "hosts", "vars", "checks"})
     schema = data.get("schema", SCHEMA)  # no schema: the current one, as compose files do
     if type(schema) is not int or schema != SCHEMA:  # not isinstance: True and 1.0 equal 1 in Python
         raise err.fail("schema", f"unsupported schema {schema!r}", f"set 'schema: {SCHEMA}' or leave it out")
@@ -312,6 +315,7 @@ def parse(raw: Any, path: Path, known_groups: set[str] | frozenset[str] = frozen
         vars=_vars(err, data.get("vars"), "vars"),
     )
     _assign_addresses(err, topo)
+    topo.checks = parse_checks(err.fail, data.get("checks"), list(hosts), topo.group_hosts(), allowed_groups)
     return topo
 
 

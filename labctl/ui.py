@@ -136,6 +136,27 @@ def forwards_table(host: str, forwards: list[dict[str, Any]]) -> None:
     out.print(table)
 
 
+def impairments_table(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        say("no impairments")
+        return
+    table = Table(title="impairments (on what the host sends)")
+    for col in ("host", "interface", "network", "impairment", "how", "in force"):
+        table.add_column(col)
+    for r in rows:
+        what = ", ".join(f"{k} {r[k]}" for k in ("delay", "jitter", "loss", "rate") if r.get(k))
+        active = "yes" if r.get("active") else "[red]no (lost: restart?)[/]"
+        table.add_row(
+            escape(str(r.get("host"))),
+            escape(str(r.get("iface"))),
+            escape(str(r.get("network") or "")),
+            escape(what),
+            escape(str(r.get("backend"))),
+            active,
+        )
+    out.print(table)
+
+
 def smoke_line(result: CheckResult) -> None:
     if not err.is_terminal:
         return

@@ -5,13 +5,14 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from labctl import journal
 from labctl.errors import LabError
-from labctl.smoke import base
-from labctl.smoke.base import CheckFailed, CheckResult, CheckSkipped, Context
+from labctl.smoke import base, user
+from labctl.smoke.base import Check, CheckFailed, CheckResult, CheckSkipped, Context
+from labctl.userchecks import UserCheck
 
 _FRAMEWORK = {"base", "context", "runner"}
 
@@ -37,6 +38,7 @@ def run_checks(
     ctx: Context,
     only: list[str] | None = None,
     on_result: Callable[[CheckResult], None] = lambda _r: None,
+    user_checks: Sequence[UserCheck] = (),
 ) -> list[CheckResult]:
     modules = service_modules()
     for name in only or []:
@@ -56,22 +58,32 @@ def run_checks(
                 results.append(res)
                 on_result(res)
             continue
-        t0 = time.monotonic()
-        try:
-            message = chk.fn(ctx)
-            res = CheckResult(chk.service, chk.name, hosts, "passed", 0.0, message or "")
-        except CheckSkipped as exc:
-            res = CheckResult(chk.service, chk.name, hosts, "skipped", 0.0, str(exc))
-        except CheckFailed as exc:
-            res = CheckResult(chk.service, chk.name, hosts, "failed", 0.0, str(exc), exc.command, exc.output)
-        except LabError as exc:
-            res = CheckResult(chk.service, chk.name, hosts, "failed", 0.0, str(exc))
-        res.seconds = time.monotonic() - t0
-        if res.status == "failed":
-            res.logs = logs_hints(ctx.lab, res, getattr(module, "UNIT", None))
-        results.append(res)
-        on_result(res)
+        results.append(run_one(ctx, chk, hosts, getattr(module, "UNIT", None), on_result))
+    if not only or user.SERVICE in only:  # the topology's own checks, after the roles'
+        for uc in user_checks:
+            results.append(run_one(ctx, user.as_check(uc), list(uc.hosts), None, on_result))
     return results
+
+
+def run_one(
+    ctx: Context, chk: Check, hosts: list[str], unit: str | None, on_result: Callable[[CheckResult], None]
+) -> CheckResult:
+    """Run one check and turn what it raised into its result."""
+    t0 = time.monotonic()
+    try:
+        message = chk.fn(ctx)
+        res = CheckResult(chk.service, chk.name, hosts, "passed", 0.0, message or "")
+    except CheckSkipped as exc:
+        res = CheckResult(chk.service, chk.name, hosts, "skipped", 0.0, str(exc))
+    except CheckFailed as exc:
+        res = CheckResult(chk.service, chk.name, hosts, "failed", 0.0, str(exc), exc.command, exc.output)
+    except LabError as exc:
+        res = CheckResult(chk.service, chk.name, hosts, "failed", 0.0, str(exc))
+    res.seconds = time.monotonic() - t0
+    if res.status == "failed":
+        res.logs = logs_hints(ctx.lab, res, unit)
+    on_result(res)
+    return res
 
 
 def logs_hints(lab: str, res: CheckResult, unit: str | None) -> list[str]:
