@@ -129,7 +129,8 @@ def test_user_checks_run_after_the_role_checks_in_the_same_table_and_json(lab: L
     checks = json.loads(result.stdout)["checks"]
     services = [c["service"] for c in checks]
     assert services[-3:] == ["user", "user", "user"] and "nat_gateway" in services and "user" not in services[:-3]
-    assert all(c["status"] == "passed" for c in checks[:-3]), [c for c in checks if c["status"] != "passed"]
+    assert all(c["status"] != "failed" for c in checks[:-3]), [c for c in checks if c["status"] == "failed"]
+    assert any(c["service"] == "nat_gateway" and c["status"] == "passed" for c in checks)
     reach, pings, fails = checks[-3:]
     assert (reach["check"], reach["hosts"], reach["status"]) == ("ext reaches web through gw", ["ext"], "passed")
     assert pings["status"] == "passed" and re.fullmatch(r"[\d.]+ < 5000", pings["message"]), pings
