@@ -177,7 +177,11 @@ def smoke_table(results: list[CheckResult]) -> None:
             result += f"\n$ {escape(r.command)}\n{escape(r.output[-1500:])}"
         if r.logs:
             result += "\nlogs: " + escape("; ".join(r.logs))
-        table.add_row(escape(r.service), escape(r.check), escape(", ".join(r.hosts)), result, f"{r.seconds:.1f}s")
+        where = ", ".join(r.hosts)
+        needs = r.extra.get("needs") or {}
+        if needs:
+            where += "\n" + ", ".join(f"{what}: {host}" for what, host in needs.items())
+        table.add_row(escape(r.service), escape(r.check), escape(where), result, f"{r.seconds:.1f}s")
     out.print(table)
     total = sum(r.seconds for r in results)
     failed = sum(not r.ok for r in results)

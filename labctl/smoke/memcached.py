@@ -6,6 +6,10 @@ from the seed's and pymemcache's HashClient) spread keys over all instances.
 Where keys land is proven on the servers, not taken from the client: each instance's
 ``total_items`` and ``delete_hits`` counters must grow by exactly the number of keys the client
 says it hashed there, and every instance must get some.
+
+The clients run on the memcached_clients hosts (the role installs the client side there); in a lab
+without that group, on a memcached host (or any lab host) that has the client tools; else the client
+checks are skipped with the reason. The server-side check needs nothing but the servers.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from labctl.smoke.base import CheckFailed, CheckSkipped, Context, check
+from labctl.smoke.base import CheckFailed, CheckSkipped, Context, Need, check, command, pkg_config, python_module
 
 SERVICE = "memcached"
 GROUP = "memcached"
@@ -26,6 +30,27 @@ CLIENT_GROUP = "memcached_clients"
 KEYS = 200
 WORKDIR = "/tmp/labctl-memcached"
 FILES = Path(__file__).parent / "files"
+
+# Where the client checks run: the memcached_clients hosts (the role installs the client side there),
+# else a memcached host or any lab host that has the tools. memcstat reads the servers' counters.
+MEMCSTAT = command("memcstat", "libmemcached-tools")
+STATS_CLIENT = Need("client", group=CLIENT_GROUP, tools=(MEMCSTAT,), fallback=(GROUP, "all"))
+C_CLIENT = Need(
+    "client",
+    group=CLIENT_GROUP,
+    tools=(
+        MEMCSTAT,
+        command("gcc", "build-essential"),
+        pkg_config("libmemcached", "libmemcached-dev, libssl-dev, pkg-config"),
+    ),
+    fallback=(GROUP, "all"),
+)
+PY_CLIENT = Need(
+    "client",
+    group=CLIENT_GROUP,
+    tools=(MEMCSTAT, python_module("pymemcache", "python3-pymemcache")),
+    fallback=(GROUP, "all"),
+)
 
 
 @dataclass(frozen=True)
@@ -52,11 +77,6 @@ def endpoints(ctx: Context) -> list[Endpoint]:
             binds = tuple(str(a) for a in inst.get("listen_addresses") or [inst["listen_address"]])
             out.append(Endpoint(server, str(inst["listen_address"]), int(inst["port"]), binds))
     return out
-
-
-def clients(ctx: Context) -> list[str]:
-    """Hosts that run the clients: the memcached_clients group, else the first server."""
-    return ctx.hosts(CLIENT_GROUP) or ctx.hosts(GROUP)[:1]
 
 
 def _sasl(ctx: Context) -> tuple[str, str] | None:
@@ -143,14 +163,9 @@ def expected_binds(ep: Endpoint) -> set[str]:
     return {f"{address}:{ep.port}" for address in ep.binds or (ep.address,)}
 
 
-@check("instances answer on the lab address and localhost only, UDP off")
+@check("instances listen on the lab address (and localhost) only, UDP off")
 def instances_answer(ctx: Context) -> None:
     eps = endpoints(ctx)
-    for client in clients(ctx):
-        memcstat(ctx, client, eps)
-        probe = ctx.python(client, (FILES / "memcached_udp_probe.py").read_text(), *(str(e) for e in eps))
-        if "answered" in probe.stdout:
-            raise CheckFailed(f"{client}: memcached answers over UDP (expected -U 0)", "udp probe", probe.output)
     for server in ctx.hosts(GROUP):
         mine = [e for e in eps if e.server == server]
         tcp = ctx.sh(server, "ss -Hltn").stdout
@@ -164,6 +179,10 @@ def instances_answer(ctx: Context) -> None:
                 )
             if any(line.split()[3].endswith(f":{ep.port}") for line in udp.splitlines()):
                 raise CheckFailed(f"{server}: UDP port {ep.port} is open", "ss -Hlun", udp)
+        # UDP is off: nothing answers a memcached UDP request (the probe is plain python3, from the server).
+        probe = ctx.python(server, (FILES / "memcached_udp_probe.py").read_text(), *(str(e) for e in mine))
+        if "answered" in probe.stdout:
+            raise CheckFailed(f"{server}: memcached answers over UDP (expected -U 0)", "udp probe", probe.output)
 
 
 @check("service memcached status: active while the instances run")
@@ -258,10 +277,19 @@ def notebook_program(ctx: Context) -> str:
     return f"built with the notebook's gcc line and run on {', '.join(ran)}: its 9 lines, 6 sets on localhost"
 
 
-@check("libmemcached C client spreads keys over all instances")
+@check("every instance answers memcstat from the clients", needs=(STATS_CLIENT,))
+def client_stats(ctx: Context) -> str:
+    eps = endpoints(ctx)
+    clients = ctx.picks(STATS_CLIENT)
+    for client in clients:
+        memcstat(ctx, client, eps)
+    return f"{len(eps)} instance(s) answered memcstat from {', '.join(clients)}"
+
+
+@check("libmemcached C client spreads keys over all instances", needs=(C_CLIENT,))
 def c_client(ctx: Context) -> None:
     eps = endpoints(ctx)
-    client = clients(ctx)[0]
+    client = ctx.pick(C_CLIENT)
     auth = _sasl(ctx)
     ctx.sh(client, f"mkdir -p {WORKDIR}")
     ctx.put_text(client, (FILES / "memcached_mem_test.c").read_text(), f"{WORKDIR}/mem_test.c")
@@ -285,10 +313,10 @@ def c_client(ctx: Context) -> None:
         raise CheckFailed(f"{client}: {problem}", shown, result.output)
 
 
-@check("pymemcache HashClient spreads keys over all instances")
+@check("pymemcache HashClient spreads keys over all instances", needs=(PY_CLIENT,))
 def python_client(ctx: Context) -> None:
     eps = endpoints(ctx)
-    client = clients(ctx)[0]
+    client = ctx.pick(PY_CLIENT)
     if _sasl(ctx):
         raise CheckSkipped("SASL is on and pymemcache speaks only the ASCII protocol")
     prefix = f"labctl-py-{int(time.time() * 1000)}"

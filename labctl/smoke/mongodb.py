@@ -8,6 +8,10 @@ skipped with that reason, while the C program is still compiled, linked and run 
 port (a clean connection error).
 Passwords come from the lab's state dir on the controller (secrets/mongodb_app) and reach the
 client on stdin only: never on a command line, never in a result.
+
+Clients run on the mongodb_clients hosts (the role installs the client side and builds the C program
+there). In a lab without that group the pymongo checks run on a mongodb host (or any lab host) with
+pymongo, and the C program's checks are skipped with the reason (add a mongodb_clients host).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from labctl.smoke.base import CheckFailed, CheckSkipped, Context, check
+from labctl.smoke.base import CheckFailed, CheckSkipped, Context, Need, check, python_module
 
 SERVICE = "mongodb"
 GROUP = "mongodb"
@@ -31,6 +35,12 @@ C_SOURCE = FILES / "mongodb_test.c"
 SESSION_SCRIPT = FILES / "mongodb_session.py"
 
 REMOTE_DIR = "/tmp/labctl-mongodb"
+# The pymongo session runs on a client host, else on any host with pymongo (the server host has it).
+PYMONGO_CLIENT = Need(
+    "client", group=CLIENT_GROUP, tools=(python_module("pymongo", "python3-pymongo"),), fallback=(GROUP, "all")
+)
+# The C program is built by the role on mongodb_clients hosts only.
+C_CLIENT = Need("client", group=CLIENT_GROUP)
 COLLECTION = "foo"
 
 
@@ -65,13 +75,6 @@ def _server(ctx: Context) -> str:
     if reason:
         raise CheckSkipped(reason)
     return host
-
-
-def _client(ctx: Context) -> str:
-    clients = ctx.hosts(CLIENT_GROUP)
-    if not clients:
-        raise CheckSkipped(f"no host in group {CLIENT_GROUP!r}")
-    return clients[0]
 
 
 def app_password(ctx: Context, server: str) -> str:
@@ -185,12 +188,9 @@ def parse_c_output(stdout: str) -> tuple[bool, list[dict[str, Any]], int | None]
     return connected, docs, count
 
 
-@check("C driver program builds and fails cleanly without a server")
+@check("C driver program builds and fails cleanly without a server", needs=(C_CLIENT,))
 def c_program_builds(ctx: Context) -> None:
-    clients = ctx.hosts(CLIENT_GROUP)
-    if not clients:
-        raise CheckSkipped(f"no host in group {CLIENT_GROUP!r}")
-    for client in clients:
+    for client in ctx.picks(C_CLIENT):
         src = f"{REMOTE_DIR}/mongodb_test.c"
         exe = f"{REMOTE_DIR}/mongodb_test"
         ctx.sh(client, f"mkdir -p {REMOTE_DIR}")
@@ -247,32 +247,32 @@ def server_running(ctx: Context) -> None:
         raise CheckFailed(f"{server}: mongod's open-file limit is not {nofile}", "cat /proc/PID/limits", line)
 
 
-def _conn(ctx: Context) -> tuple[str, str, dict[str, Any]]:
+def _conn(ctx: Context, need: Need) -> tuple[str, str, dict[str, Any]]:
     server = _server(ctx)
-    client = _client(ctx)
+    client = ctx.pick(need)
     return server, client, connection(ctx, server, client, app_password(ctx, server))
 
 
-@check("unauthenticated writes are refused")
+@check("unauthenticated writes are refused", needs=(PYMONGO_CLIENT,))
 def auth_required(ctx: Context) -> None:
-    _server_host, client, conn = _conn(ctx)
+    _server_host, client, conn = _conn(ctx, PYMONGO_CLIENT)
     data = _session(ctx, client, "noauth", conn)
     if data.get("ok") or data.get("code") != 13:
         raise CheckFailed(f"{client}: an insert without credentials was not refused as unauthorized: {data}")
 
 
-@check("the seed's shell session (insert, find, findOne) via pymongo")
+@check("the seed's shell session (insert, find, findOne) via pymongo", needs=(PYMONGO_CLIENT,))
 def seed_session(ctx: Context) -> None:
-    _server_host, client, conn = _conn(ctx)
+    _server_host, client, conn = _conn(ctx, PYMONGO_CLIENT)
     data = _session(ctx, client, "session", conn)
     problems = check_session(data, datetime.datetime.now(datetime.UTC))
     if problems:
         raise CheckFailed(f"{client}: " + "; ".join(problems), output=json.dumps(data, indent=1)[:4000])
 
 
-@check("the C program connects, inserts and reads the same documents")
+@check("the C program connects, inserts and reads the same documents", needs=(C_CLIENT,))
 def c_program_reads(ctx: Context) -> None:
-    _server_host, client, conn = _conn(ctx)
+    _server_host, client, conn = _conn(ctx, C_CLIENT)
     before = _session(ctx, client, "count", conn)
     exe = shlex.quote(ctx.fact(client, SERVICE)["test_bin"])
     res = ctx.run(client, f"{exe} - {COLLECTION}", timeout=60, stdin=uri(conn) + "\n")

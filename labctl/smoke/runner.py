@@ -70,7 +70,10 @@ def run_one(
 ) -> CheckResult:
     """Run one check and turn what it raised into its result."""
     t0 = time.monotonic()
+    picked: dict[str, str] = {}
     try:
+        picked = met_needs(ctx, chk)
+        hosts = hosts + [h for h in picked.values() if h not in hosts]
         message = chk.fn(ctx)
         res = CheckResult(chk.service, chk.name, hosts, "passed", 0.0, message or "")
     except CheckSkipped as exc:
@@ -80,10 +83,18 @@ def run_one(
     except LabError as exc:
         res = CheckResult(chk.service, chk.name, hosts, "failed", 0.0, str(exc))
     res.seconds = time.monotonic() - t0
+    if picked:
+        res.extra["needs"] = picked
     if res.status == "failed":
         res.logs = logs_hints(ctx.lab, res, unit)
     on_result(res)
     return res
+
+
+def met_needs(ctx: Context, chk: Check) -> dict[str, str]:
+    """The host each of the check's needs resolved to ({what: host}); CheckSkipped with the reason
+    when one has none."""
+    return {need.what: ctx.pick(need) for need in chk.needs}
 
 
 def logs_hints(lab: str, res: CheckResult, unit: str | None) -> list[str]:
