@@ -36,6 +36,8 @@ ADDRESSES = {
     "sdn": {"inside": "198.18.2.13"},
     "ext": {"outside": "198.18.1.11"},
 }
+# The default lab's port forward (labs/default.yml sets it for group nat_gateway).
+DEFAULT_LAB_FORWARDS = yaml.safe_load(paths.DEFAULT_LAB.read_text())["groups"]["nat_gateway"]["nat_gateway_forwards"]
 # What the interpreter on a Debian 12 host answers the swig role.
 PYTHON_PATHS = {"stdout": '{"include": "/usr/include/python3.11", "site": "/usr/lib/python3/dist-packages"}'}
 
@@ -92,9 +94,10 @@ def test_templated_defaults_are_resolved() -> None:
     assert fact("zeromq", "web")["bind_address"] == "198.18.2.11"
     assert (fact("zeromq", "web")["servers"], fact("zeromq", "dev")["servers"]) == (True, False)
     assert {i["listen_address"] for i in fact("memcached", "db")["instances"]} == {"198.18.2.10"}
-    nat = fact("nat_gateway", "gw")
+    nat = fact("nat_gateway", "gw", nat_gateway_forwards=DEFAULT_LAB_FORWARDS)
     assert (nat["outside_address"], nat["inside_address"]) == ("198.18.1.10", "198.18.2.254")
     assert [(f["to_host"], f["to_address"], f["to_port"]) for f in nat["forwards"]] == [("web", "198.18.2.11", 6767)]
+    assert fact("nat_gateway", "gw")["forwards"] == []  # no forward by default: the role fits any topology
     assert fact("sdn_controller", "sdn")["rest_url"] == "http://198.18.2.13:8080"
 
 
