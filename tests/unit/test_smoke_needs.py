@@ -198,3 +198,22 @@ def test_mongodb_c_program_checks_need_a_client_host_pymongo_checks_fall_back() 
     assert mongodb.C_CLIENT.fallback == ()
     assert needs["unauthenticated writes are refused"] == (mongodb.PYMONGO_CLIENT,)
     assert mongodb.PYMONGO_CLIENT.fallback == ("mongodb", "all")
+
+
+def test_the_table_shows_the_picked_host_and_the_skip_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+
+    from labctl import ui
+
+    console = Console(record=True, width=200)
+    monkeypatch.setattr(ui, "out", console)
+    reason = "needs a client host: a host in group memcached_clients (add one)"
+    ui.smoke_table(
+        [
+            base.CheckResult("memcached", "c", ["m1", "dev"], "passed", 0.1, extra={"needs": {"client": "dev"}}),
+            base.CheckResult("memcached", "py", ["m1"], "skipped", 0.1, reason),
+        ]
+    )
+    text = console.export_text()
+    assert "client: dev" in text and reason in text
+    assert "smoke: 1 passed, 0 failed, 1 skipped" in text
