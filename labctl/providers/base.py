@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 Say = Callable[[str], None]
@@ -93,6 +94,20 @@ class Provider(Protocol):
 
     def address(self, spec: HostSpec) -> str:
         """The address labctl reaches the host on (SSH)."""
+        ...
+
+    def image_info(self, hosts: list[HostSpec]) -> dict[str, str]:
+        """What the hosts are built from, for the lock: {"tag", "recipe_hash", "id"} ({} when nothing)."""
+        ...
+
+    def export_hosts(self, lab: str, hosts: list[str], dest: Path) -> dict[str, str]:
+        """Save the hosts' file systems (container file systems, VM disks) into the directory dest, without
+        private host keys; returns host -> the file (relative to dest) that import_hosts reads back."""
+        ...
+
+    def import_hosts(self, lab: str, files: dict[str, str], src: Path) -> dict[str, str]:
+        """Load what export_hosts wrote (host -> file under src) for lab; returns host -> the image a
+        HostSpec names to create the host from it. destroy_lab removes these images with the lab."""
         ...
 
     def list(self, lab: str, hosts: list[HostSpec] | None = None) -> dict[str, HostInfo]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+from pathlib import Path
 from typing import Any
 
 from labctl import hostlimits, hostnet, kernellog
@@ -32,6 +33,17 @@ AUTHORIZE = (
     "mv -f /root/.ssh/.authorized_keys.labctl /root/.ssh/authorized_keys"
 )
 
+
+# Private host keys never go into a saved image: moved to /run (a tmpfs, never committed) while the
+# host's file system is committed, then put back. A restored host makes new ones at boot.
+STASH_KEYS = (
+    "mkdir -p -m 700 /run/labctl-save; "
+    'for f in /etc/ssh/ssh_host_*; do [ -e "$f" ] && mv "$f" /run/labctl-save/; done; true'
+)
+UNSTASH_KEYS = 'for f in /run/labctl-save/*; do [ -e "$f" ] && mv "$f" /etc/ssh/; done; rmdir /run/labctl-save'
+SAVED_REPO = "localhost/labctl-saved"  # images of hosts being saved (removed once in the archive)
+RESTORED_REPO = "localhost/labctl-restored"  # images hosts of a restored lab are created from
+HOSTS_ARCHIVE = "podman-hosts.tar"
 
 SEPARATOR = "_"  # between the lab's name and its host's or network's: neither may contain it
 
@@ -274,7 +286,63 @@ class PodmanProvider:
         if nets:
             _podman("network", "rm", "--force", *nets, what=f"to remove the networks of lab {lab!r}")
             removed += [f"network {n}" for n in nets]
+        images = _restored_images(lab)
+        if images:
+            _podman("rmi", *images, check=False)
+            removed += [f"image {i}" for i in images]
         return removed
+
+    def image_info(self, hosts: list[HostSpec]) -> dict[str, str]:
+        """The image the hosts are made from: the base image (tag with its recipe hash) and its ID."""
+        tags = sorted({h.image or image.image_tag() for h in hosts})
+        info = {"tag": ", ".join(tags)}
+        if tags == [image.image_tag()]:
+            info["recipe_hash"] = image.recipe_hash()
+        ids = [_podman("image", "inspect", "--format", "{{.Id}}", t, check=False).stdout.strip() for t in tags]
+        info["id"] = ", ".join(i for i in ids if i)
+        return info
+
+    def export_hosts(self, lab: str, hosts: list[str], dest: Path) -> dict[str, str]:
+        """podman commit each host (paused, its private host keys moved out first), then podman save all
+        of them into one archive (layers they share, e.g. the base image, are written once)."""
+        refs = {h: f"{SAVED_REPO}/{_checked(lab)}{SEPARATOR}{_checked_part(h, 'host')}:latest" for h in hosts}
+        try:
+            for host, ref in refs.items():
+                name = container_name(lab, host)
+                _podman("exec", name, "sh", "-c", STASH_KEYS, what=f"to set the host keys of {host!r} aside")
+                try:
+                    _podman(
+                        "commit", "--pause=true", "--change", f"LABEL labctl.saved={lab}", name, ref,
+                        what=f"to commit host {host!r}",
+                    )
+                finally:
+                    _podman("exec", name, "sh", "-c", UNSTASH_KEYS, check=False)
+            _podman(
+                "save", "--multi-image-archive", "-o", str(dest / HOSTS_ARCHIVE), *refs.values(),
+                what=f"to save the hosts of lab {lab!r}",
+            )
+        finally:
+            _podman("rmi", "--force", *refs.values(), check=False)
+        return {h: f"{HOSTS_ARCHIVE}#{ref}" for h, ref in refs.items()}
+
+    def import_hosts(self, lab: str, files: dict[str, str], src: Path) -> dict[str, str]:
+        """podman load the archive once, then name each host's image after the new lab."""
+        loaded: set[str] = set()
+        out: dict[str, str] = {}
+        for host, entry in files.items():
+            file, _, ref = entry.partition("#")
+            if not ref or "/" in file or file.startswith("."):
+                raise LabError(
+                    f"the saved lab names host {host!r}'s file as {entry!r}, not FILE#IMAGE. Fix: save the lab again."
+                )
+            if file not in loaded:
+                _podman("load", "-q", "-i", str(src / file), what=f"to load {file}")
+                loaded.add(file)
+            new = f"{RESTORED_REPO}/{_checked(lab)}{SEPARATOR}{_checked_part(host, 'host')}:latest"
+            _podman("tag", ref, new, what=f"to name the image of host {host!r}")
+            _podman("untag", ref, ref, check=False)
+            out[host] = new
+        return out
 
     def labs(self) -> dict[str, dict[str, list[str]]]:
         """Every lab that has labelled resources, found by label alone: lab -> {hosts, networks}."""
@@ -318,3 +386,10 @@ class PodmanProvider:
             if subnets:
                 out.setdefault(owner, {})[labels.get("labctl.network", net["name"])] = subnets[0]["subnet"]
         return out
+
+
+def _restored_images(lab: str) -> list[str]:
+    """The images hosts of a restored lab were made from (named after the lab, which holds no '_')."""
+    prefix = f"{RESTORED_REPO}/{_checked(lab)}{SEPARATOR}"
+    listing = _podman("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
+    return sorted({ref for ref in listing if ref.startswith(prefix)})

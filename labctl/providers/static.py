@@ -4,7 +4,10 @@ labctl never creates or removes them; it only reaches them over SSH."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from labctl import kernellog
+from labctl.errors import LabError
 from labctl.providers import register
 from labctl.providers.base import HostInfo, HostSpec, NetworkSpec, Say
 
@@ -58,6 +61,18 @@ class StaticProvider:
 
     def address(self, spec: HostSpec) -> str:
         return spec.address or ""
+
+    def image_info(self, hosts: list[HostSpec]) -> dict[str, str]:
+        return {}
+
+    def export_hosts(self, lab: str, hosts: list[str], dest: Path) -> dict[str, str]:
+        raise LabError(
+            f"lab {lab!r}: static hosts ({', '.join(hosts)}) cannot be saved: labctl does not own their disks. "
+            "Fix: save a lab whose hosts labctl creates (podman), or image those machines with your own tools."
+        )
+
+    def import_hosts(self, lab: str, files: dict[str, str], src: Path) -> dict[str, str]:
+        raise LabError(f"lab {lab!r}: static hosts cannot be restored from an archive. Fix: use podman hosts.")
 
     def list(self, lab: str, hosts: list[HostSpec] | None = None) -> dict[str, HostInfo]:
         """Static hosts are always there: labctl does not manage their life."""
