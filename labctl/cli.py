@@ -11,9 +11,24 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import IO, NoReturn
+from typing import IO, Any, NoReturn
 
-from labctl import capture, completion, graph, hostexec, hostiface, impair, inventory, journal, lab, sshconfig, ui
+from labctl import (
+    archive,
+    capture,
+    completion,
+    graph,
+    hostexec,
+    hostiface,
+    impair,
+    inventory,
+    journal,
+    lab,
+    lock,
+    lockrun,
+    sshconfig,
+    ui,
+)
 from labctl.cli_args import lab_args
 from labctl.errors import LabError
 from labctl.providers import image
@@ -63,17 +78,52 @@ def _running(args: argparse.Namespace) -> lab.Lab:
     return lab.require(topo, state)
 
 
+def _locked_up(target: lab.Lab) -> tuple[dict[str, Any], Path]:
+    """What `up --locked` passes to lab.up: the lock's text and the availability check; and the lock's path."""
+    lock_file = lock.lock_path(target.topo.path)
+    held = lock.read(lock_file)
+    lockrun.require_hosts(target, held, lock_file)
+    if held.topology_sha256 != lock.topology_hash(lockrun.topology_raw(target)):
+        ui.say(f"note: {target.topo.path} changed since {lock_file.name} was written (its hosts are all locked)")
+
+    def available(running: lab.Lab) -> None:
+        ui.say("checking that every locked version is offered by the hosts' apt sources (apt-get update)")
+        missing, notes = lockrun.unavailable(running, held)
+        for note in notes:
+            ui.say(f"not checked: {note}")
+        if missing:
+            raise lockrun.unavailable_error(lock_file, missing)
+
+    return {"lock_text": lock_file.read_text(), "before_converge": available}, lock_file
+
+
 def cmd_up(args: argparse.Namespace) -> int:
-    topo, state = lab.resolve(args.file, args.name)
-    if topo is None:
-        raise LabError(
-            f"lab {state.name!r} has no state to read its topology from. Fix: name its file: labctl up -f LAB.yml."
-        )
+    if args.from_archive:
+        if args.file or args.locked:
+            raise LabError("up --from restores a saved lab as it was: -f and --locked do not go with it. Fix: drop.")
+        t0 = time.monotonic()
+        target, manifest = archive.restore(Path(args.from_archive), args.name, say=ui.say)
+        ui.say(f"lab {target.name}: restored {len(target.topo.hosts)} hosts of lab {manifest['lab']!r} in "
+               f"{time.monotonic() - t0:.1f} s (no package source used)")
+        topo = target.topo
+        options: dict[str, Any] = {"before_converge": archive.mark_lists_current}
+        lock_file: Path | None = None
+    else:
+        found, state = lab.resolve(args.file, args.name)
+        if found is None:
+            raise LabError(
+                f"lab {state.name!r} has no state to read its topology from. Fix: name its file: labctl up -f LAB.yml."
+            )
+        topo = found
+        target = lab.Lab(topo)
+        options, lock_file = _locked_up(target) if args.locked else ({"unlock": True}, None)
     progress = ui.ConvergeProgress()
     ui.say(f"lab {topo.name}: {len(topo.hosts)} hosts on {topo.provider} ({topo.path})")
     try:
         with progress.shown():
-            report = lab.up(lab.Lab(topo), say=ui.say, converge=not args.no_provision, progress=progress)
+            report = lab.up(
+                target, say=ui.say, converge=not args.no_provision, progress=progress, **options
+            )
     except KeyboardInterrupt:
         ui.err.print(
             f"[red]interrupted[/]: lab {topo.name!r} may be half-created; "
@@ -88,12 +138,49 @@ def cmd_up(args: argparse.Namespace) -> int:
             ui.timings(report.timings)
             return 1
     rc = 0
+    if lock_file is not None and report.converge is not None:
+        t0 = time.monotonic()
+        rc = _show_check(lockrun.check(lab.Lab(topo), lock_file), topo.name, json_out=False)
+        report.timings["lock check"] = time.monotonic() - t0
     if not args.no_smoke and not args.no_provision:
         t0 = time.monotonic()
-        rc = _smoke(lab.Lab(topo), None, json_out=False)
+        rc = _smoke(lab.Lab(topo), None, json_out=False) or rc
         report.timings["smoke"] = time.monotonic() - t0
     ui.timings(report.timings)
     return rc
+
+
+def _show_check(report: lockrun.CheckReport, name: str, json_out: bool) -> int:
+    if json_out:
+        ui.print_json(report.to_json(name))
+    elif report.ok:
+        ui.say(f"lab {name} matches its lock {report.lock_file}")
+    else:
+        ui.drift_table(name, report)
+    return 0 if report.ok else 1
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    running = _running(args)
+    if args.check:
+        return _show_check(lockrun.check(running), running.name, args.json)
+    path, written = lockrun.write(running)
+    if args.json:
+        ui.print_json({"lab": running.name, "lock": str(path), **written.to_dict()})
+    else:
+        counts = ", ".join(f"{h} {len(v.debian)} deb/{sum(len(d) for d in v.python.values())} py"
+                           for h, v in written.hosts.items())
+        ui.say(f"wrote {path} ({counts})")
+    return 0
+
+
+def cmd_save(args: argparse.Namespace) -> int:
+    running = _running(args)
+    report = archive.save(running, Path(args.output), with_secrets=args.with_secrets, say=ui.say)
+    ui.say(f"saved lab {running.name} to {report.path}: {report.size / 2**20:.0f} MiB in {report.seconds:.1f} s")
+    if report.with_secrets:
+        ui.say(f"{report.path} holds the lab's generated secrets: it is 0600, keep it private")
+    return 0
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
@@ -406,6 +493,18 @@ def build_parser() -> argparse.ArgumentParser:
     lab_args(p)
     p.add_argument("--no-provision", action="store_true", help="only create and start the hosts")
     p.add_argument("--no-smoke", action="store_true", help="skip the smoke checks at the end")
+    p.add_argument("--locked", action="store_true", help="install exactly the versions of LAB.lock (beside LAB.yml)")
+    p.add_argument("--from", dest="from_archive", metavar="ARCHIVE", help="restore a lab saved with 'labctl save'")
+
+    p = verb("lock", cmd_lock, "write LAB.lock (exact package versions of the running lab), or --check it")
+    lab_args(p)
+    p.add_argument("--check", action="store_true", help="compare the running lab with its lock: exit 1 on drift")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = verb("save", cmd_save, "save the running lab (topology, lock, host file systems) into one archive")
+    lab_args(p)
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the archive to write (tar)")
+    p.add_argument("--with-secrets", action="store_true", help="include generated secrets (the archive is 0600)")
 
     p = verb("provision", cmd_provision, "converge a running lab with playbooks/site.yml")
     lab_args(p)

@@ -27,6 +27,7 @@ from labctl.topology import Topology, check_overlaps, load, parse
 
 SSH_TIMEOUT = 90.0
 LIVENESS_EVERY = 2.0  # seconds between looks at the hosts' states while waiting for SSH
+KEPT = ("locked", "restored", "images")  # state.json keys a Lab carries from one save to the next
 Say = Callable[[str], None]
 
 
@@ -74,6 +75,27 @@ class Lab:
         self.topo = topo
         self.state = state or LabState(topo.name)
         self._providers: dict[str, Provider] = {}
+        # what state.json keeps across saves: "locked" (pins applied), "restored" (from an archive),
+        # "images" (host -> the image a restored host is made from)
+        self.extra: dict[str, Any] = {}
+        if self.state.exists():
+            with contextlib.suppress(LabError):
+                old = self.state.read()
+                self.extra = {k: old[k] for k in KEPT if k in old}
+
+    @property
+    def lock_copy(self) -> Path:
+        """The lock the lab is held to (kept by `up --locked` and by a restore)."""
+        return self.state.dir / "lab.lock"
+
+    def pins(self) -> dict[str, dict[str, Any]]:
+        """host -> common's pin variables, when the lab is locked (`up --locked`)."""
+        if not self.extra.get("locked") or not self.lock_copy.exists():
+            return {}
+        from labctl import lock  # the format module; imported here to keep lab.py's imports one-way
+
+        held = lock.read(self.lock_copy)
+        return {h: held.pins(h) for h in self.topo.hosts if h in held.hosts}
 
     @property
     def name(self) -> str:
@@ -101,7 +123,7 @@ class Lab:
             lab=self.name,
             name=host,
             networks=dict(h.addresses),
-            image=self.topo.image,
+            image=(self.extra.get("images") or {}).get(host) or self.topo.image,
             extra_hosts={o: self.topo.reach(host, o) for o in self.topo.hosts if o != host},
             address=h.address,
             user=h.user,
@@ -138,7 +160,8 @@ class Lab:
     def write_config(self) -> None:
         runtime.ensure_control_dir(self.state)
         user = inventory_vars.load()
-        write_atomic(self.state.inventory, inventory.render(self.topo, self.state, self.addresses(), user))
+        inv = inventory.render(self.topo, self.state, self.addresses(), user, self.pins())
+        write_atomic(self.state.inventory, inv)
         write_atomic(self.state.ansible_cfg, inventory.render_cfg(self.state, forks=max(10, len(self.topo.hosts))))
 
     def save(self, phase: str) -> None:
@@ -154,6 +177,7 @@ class Lab:
                 "topology": raw,
                 "networks": {n.name: str(n.subnet) for n in topo.networks.values()},
                 "updated": time.time(),
+                **self.extra,
             }
         )
 
@@ -320,7 +344,16 @@ def up(
     converge: bool = True,
     progress: Progress = lambda _e: None,
     playbook: Path | None = None,
+    lock_text: str | None = None,
+    unlock: bool = False,
+    before_converge: Callable[[Lab], None] | None = None,
 ) -> UpReport:
+    """Create/start the hosts, converge, record the state.
+
+    lock_text: hold the lab to this lock (`up --locked`): it is kept in the state and every converge pins
+    its versions; unlock: converge without pins (a plain `up`); neither: as the state says (`provision`).
+    before_converge runs once every host answers SSH, before Ansible changes anything (the locked
+    versions' availability check)."""
     report = UpReport(lab.name)
     with lab.state.locked():
         check_networks(lab)
@@ -330,6 +363,11 @@ def up(
             lab.backend(name).prepare(specs, say)  # host limits, the image: before anything is made
         report.timings["image"] = time.monotonic() - t0
         fresh_key = lab.state.ensure_keypair()
+        if lock_text is not None:
+            write_atomic(lab.lock_copy, lock_text, 0o600)
+            lab.extra["locked"] = True
+        elif unlock:
+            lab.extra["locked"] = False
         lab.save("creating")
 
         t0 = time.monotonic()
@@ -349,6 +387,12 @@ def up(
         watch = _Liveness(lab)
         _parallel(lambda h: _wait_ready(lab, h, watch=watch), list(lab.topo.hosts))
         report.timings["hosts"] = time.monotonic() - t0
+        if before_converge is not None:
+            try:
+                before_converge(lab)
+            except LabError:
+                lab.save("failed")
+                raise
 
         if converge:
             t0 = time.monotonic()

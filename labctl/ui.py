@@ -193,3 +193,12 @@ def smoke_table(results: list[CheckResult]) -> None:
 def timings(values: dict[str, float]) -> None:
     parts = ", ".join(f"{k} {v:.1f} s" for k, v in values.items())
     say(f"timings: {parts}, total {sum(values.values()):.1f} s")
+
+
+def drift_table(lab: str, report: Any) -> None:
+    """The differences between a running lab and its lock (labctl.lockrun.CheckReport), one per line:
+    host: kind package: locked → running."""
+    out.print(f"[bold red]lab {escape(lab)} drifted from {escape(str(report.lock_file))}[/]", highlight=False)
+    for d in report.drift:
+        out.print(f"  {escape(d.line())}", highlight=False, soft_wrap=True)
+    err.print(f"{len(report.drift)} difference(s): 'labctl up --locked' installs the locked versions")
