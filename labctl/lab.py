@@ -362,11 +362,9 @@ def up(
         for name, specs in lab.providers().items():
             lab.backend(name).prepare(specs, say)  # host limits, the image: before anything is made
         report.timings["image"] = time.monotonic() - t0
+        before = str(lab.state.read().get("phase", "")) if lab.state.exists() else ""
         fresh_key = lab.state.ensure_keypair()
-        if lock_text is not None:
-            write_atomic(lab.lock_copy, lock_text, 0o600)
-            lab.extra["locked"] = True
-        elif unlock:
+        if unlock:
             lab.extra["locked"] = False
         lab.save("creating")
 
@@ -390,9 +388,13 @@ def up(
         if before_converge is not None:
             try:
                 before_converge(lab)
-            except LabError:
-                lab.save("failed")
+            except LabError:  # nothing was converged: the lab is as it was
+                lab.save(before if before in ("up", "failed") else "created")
                 raise
+        if lock_text is not None:  # held to this lock from now on: the inventory gets its pins
+            write_atomic(lab.lock_copy, lock_text, 0o600)
+            lab.extra["locked"] = True
+            lab.write_config()
 
         if converge:
             t0 = time.monotonic()
