@@ -14,7 +14,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -86,7 +86,7 @@ def save(lab: Lab, out: Path, with_secrets: bool = False, say: Say = _quiet) -> 
         part = stage / ".archive.tar"
         say(f"writing {out}")
         fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if with_secrets else 0o644)
-        with os.fdopen(fd, "wb") as handle, tarfile.open(fileobj=handle, mode=_write_mode(out)) as tar:
+        with os.fdopen(fd, "wb") as handle, _open_for_writing(handle, out) as tar:
             for member in [MANIFEST, TOPOLOGY, LOCK, HOSTS_DIR, SECRETS]:
                 if (stage / member).exists():
                     tar.add(stage / member, arcname=member)
@@ -95,9 +95,11 @@ def save(lab: Lab, out: Path, with_secrets: bool = False, say: Say = _quiet) -> 
     return SaveReport(out, out.stat().st_size, time.monotonic() - t0, with_secrets)
 
 
-def _write_mode(out: Path) -> str:
+def _open_for_writing(handle: BinaryIO, out: Path) -> tarfile.TarFile:
     """Plain tar, or gzip for a .tar.gz/.tgz name (smaller, slower to write)."""
-    return "w:gz" if out.name.endswith((".tar.gz", ".tgz")) else "w"
+    if out.name.endswith((".tar.gz", ".tgz")):
+        return tarfile.open(fileobj=handle, mode="w:gz", compresslevel=1)
+    return tarfile.open(fileobj=handle, mode="w")
 
 
 def _bad(path: Path, problem: str) -> LabError:
