@@ -219,6 +219,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             ui.labs_table(labs)
         return 0
     topo, state = lab.resolve(args.file, args.name)
+    reproduction: dict[str, Any] = {}
     if topo is None or not state.exists():
         rows = lab.status_from_labels(state.name, topo)
         ui.say(
@@ -235,14 +236,18 @@ def cmd_status(args: argparse.Namespace) -> int:
             rows = [r for r in rows if r["name"] == args.host]
             rows[0].update(lab.host_details(running, args.host))
             rows[0]["impairments"] = _impairments(running, args.host)
+        else:
+            reproduction = lockrun.status(running, lab.all_up(rows))
     if args.json:
-        ui.print_json({"lab": state.name, "hosts": rows})
+        ui.print_json({"lab": state.name, "hosts": rows, **({"reproduction": reproduction} if reproduction else {})})
     else:
         ui.status_table(state.name, rows)
         if rows and rows[0].get("forwards") and args.host:
             ui.forwards_table(args.host, rows[0]["forwards"])
         if rows and rows[0].get("impairments") and args.host:
             ui.impairments_table(rows[0]["impairments"])
+        if reproduction:
+            ui.reproduction_lines(reproduction)
     return 0 if lab.all_up(rows) else 1
 
 

@@ -204,3 +204,22 @@ def unavailable_error(lock_file: Path, missing: list[Unavailable]) -> LabError:
         "http://snapshot.debian.org/archive/debian/<date>/ in the topology's vars), restore a saved lab "
         "with 'labctl up --from lab.tar', or write a new lock with 'labctl lock'."
     )
+
+
+def status(lab: Lab, hosts_up: bool) -> dict[str, Any]:
+    """What `status` says of a lab's lock: whether it is locked (`up --locked`), restored (from which
+    archive), and, when a lock exists and every host runs, whether the lab drifted from it."""
+    data = lab.state.read() if lab.state.exists() else {}
+    lock_file = lab_lock_file(lab)
+    out: dict[str, Any] = {
+        "locked": bool(data.get("locked")),
+        "restored": data.get("restored"),
+        "lock": str(lock_file) if lock_file.exists() else None,
+        "drifted": None,
+        "drift": [],
+    }
+    if lock_file.exists() and hosts_up:
+        report = check(lab, lock_file)
+        out["drifted"] = not report.ok
+        out["drift"] = [d.line() for d in report.drift]
+    return out

@@ -202,3 +202,24 @@ def drift_table(lab: str, report: Any) -> None:
     for d in report.drift:
         out.print(f"  {escape(d.line())}", highlight=False, soft_wrap=True)
     err.print(f"{len(report.drift)} difference(s): 'labctl up --locked' installs the locked versions")
+
+
+def reproduction_lines(info: dict[str, Any]) -> None:
+    """status: restored from which archive, held to which lock, drifted or not."""
+    restored = info.get("restored")
+    if restored:
+        say(
+            f"restored from {restored.get('archive')} (lab {restored.get('from_lab')!r} saved {restored.get('saved')}) "
+            f"at {restored.get('at')}"
+        )
+    if info.get("lock"):
+        held = "locked to" if info.get("locked") else "lock"
+        if info.get("drifted") is None:
+            verdict = "drift not checked (not every host runs)"
+        elif info["drifted"]:
+            verdict = f"[red]drifted[/]: {len(info['drift'])} difference(s) (labctl lock --check lists them)"
+        else:
+            verdict = "[green]matches[/]"
+        out.print(f"{held} {escape(str(info['lock']))}: {verdict}", highlight=False)
+    else:
+        say("no lock (labctl lock writes one)")
