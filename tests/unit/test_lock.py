@@ -1,0 +1,193 @@
+"""The lock format (labctl.lock): round trip, schema, damaged files, the diff; and the pieces of save/restore
+that are pure logic (the archive's manifest, the pins template, the venv finder)."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import jinja2
+import pytest
+import yaml
+
+from labctl import archive, cli, lock
+from labctl.errors import LabError
+from labctl.lockfiles import hostinfo
+
+ROLES = Path(__file__).resolve().parents[2] / "roles"
+
+
+def sample() -> lock.Lock:
+    return lock.Lock(
+        lab="rp",
+        topology_sha256="a" * 64,
+        image={"tag": "localhost/labctl/debian:bookworm-1", "recipe_hash": "1", "id": "sha"},
+        project={"version": "0.1.0", "commit": "c0ffee", "dirty": False},
+        hosts={
+            "db": lock.HostLock(
+                debian={"memcached": "1.6.18-1", "bsdutils": "1:2.38.1-5+deb12u3", "tzdata": "2026b-0+deb12u1"},
+                python={"system": {"pymemcache": "3.5.2"}, "/opt/app/venv": {"requests": "2.31.0"}},
+                origins={"memcached": "deb.debian.org oldstable/main"},
+                sources=["deb http://deb.debian.org/debian bookworm main"],
+                roles={"memcached": "apt"},
+            )
+        },
+        created="2026-11-26T00:00:00Z",
+    )
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "rp.lock"
+    path.write_text(sample().dumps())
+    back = lock.read(path)
+    assert back.to_dict() == sample().to_dict()
+    # versions that YAML would read as numbers or with a colon stay strings
+    assert back.hosts["db"].debian["bsdutils"] == "1:2.38.1-5+deb12u3"
+    assert path.read_text().startswith("# labctl lock")
+
+
+def test_lock_sits_beside_the_topology() -> None:
+    assert lock.lock_path(Path("/x/labs/web.yml")) == Path("/x/labs/web.lock")
+
+
+def test_newer_schema_is_refused_with_the_fix(tmp_path: Path) -> None:
+    data = sample().to_dict()
+    data["schema"] = lock.SCHEMA + 1
+    path = tmp_path / "rp.lock"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(LabError, match=r"lock schema 2 is newer than this labctl reads \(schema 1\).*Fix: upgrade"):
+        lock.read(path)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "problem"),
+    [
+        (lambda d: d.pop("schema"), "schema is None, expected 1"),
+        (lambda d: d.update(schema="one"), "schema is 'one', expected 1"),
+        (lambda d: d.pop("hosts"), "'hosts' is missing or empty"),
+        (lambda d: d.update(hosts=[]), "'hosts' is missing or empty"),
+        (lambda d: d["hosts"]["db"].update(debian={"tzdata": 2026.1}), "hosts.db.debian.tzdata must be a version"),
+        (lambda d: d["hosts"]["db"].update(debian=["tzdata"]), "hosts.db.debian must be a mapping"),
+        (lambda d: d["hosts"]["db"].update(python=["x"]), "hosts.db.python must map environments"),
+        (lambda d: d.pop("topology_sha256"), "'topology_sha256' is missing"),
+    ],
+)
+def test_damaged_lock_is_one_clear_error(tmp_path: Path, mutate, problem: str) -> None:  # type: ignore[no-untyped-def]
+    data = sample().to_dict()
+    mutate(data)
+    path = tmp_path / "rp.lock"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(LabError) as err:
+        lock.read(path)
+    assert problem in str(err.value)
+    assert "the lock file is damaged" in str(err.value) and "Fix: " in str(err.value)
+
+
+@pytest.mark.parametrize("text", ["{not yaml: [", "- a list\n", "", "\x00\x01"])
+def test_lock_that_is_no_mapping(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "rp.lock"
+    path.write_text(text)
+    with pytest.raises(LabError, match="the lock file is damaged"):
+        lock.read(path)
+
+
+def test_missing_lock_names_the_command(tmp_path: Path) -> None:
+    with pytest.raises(LabError, match=r"no lock file\. Fix: write one from the running lab: labctl lock -f"):
+        lock.read(tmp_path / "rp.lock")
+
+
+def test_diff_names_host_package_locked_and_running() -> None:
+    locked = sample()
+    running = {
+        "db": lock.HostLock(
+            debian={"memcached": "1.6.18-1", "bsdutils": "1:2.38.1-5+deb12u3", "tzdata": "2025b-0+deb12u1", "vim": "2"},
+            python={"system": {"pymemcache": "3.5.2"}, "/opt/app/venv": {}},
+        ),
+        "web": lock.HostLock(),
+    }
+    drift = lock.diff(locked, running, "b" * 64)
+    lines = [d.line() for d in drift]
+    assert lines == [
+        "-: topology sha256: aaaaaaaaaaaa → bbbbbbbbbbbb",
+        "db: debian tzdata: 2026b-0+deb12u1 → 2025b-0+deb12u1",
+        "db: debian vim: absent → 2",
+        "db: python:/opt/app/venv requests: 2.31.0 → absent",
+        "web: host web: absent → running",
+    ]
+    assert lock.diff(locked, {"db": locked.hosts["db"]}, locked.topology_sha256) == []
+    assert [d.line() for d in lock.diff(locked, {})] == ["db: host db: locked → absent"]
+
+
+def test_topology_hash_ignores_the_lab_name() -> None:
+    raw = {"name": "a", "hosts": [{"name": "h"}]}
+    assert lock.topology_hash(raw) == lock.topology_hash({**raw, "name": "b"})
+    assert lock.topology_hash(raw) != lock.topology_hash({**raw, "hosts": []})
+
+
+def test_pins_for_common() -> None:
+    pins = sample().pins("db")
+    assert pins["common_apt_pins"]["tzdata"] == "2026b-0+deb12u1"
+    assert pins["common_python_pins"] == {"pymemcache": "3.5.2", "requests": "2.31.0"}
+    # a distribution at two versions in two environments gets no single constraint
+    assert lock.python_pins({"system": {"six": "1"}, "/v": {"six": "2", "idna": "3"}}) == {"idna": "3"}
+
+
+def test_pins_template_pins_every_version_at_1001() -> None:
+    loader = jinja2.FileSystemLoader(ROLES / "common" / "templates")
+    env = jinja2.Environment(loader=loader, keep_trailing_newline=True, trim_blocks=True)  # as Ansible's template
+    env.filters["dictsort"] = lambda d: sorted(d.items())
+    text = env.get_template("etc/apt/preferences.d/labctl-lock.pref.j2").render(
+        ansible_managed="managed", common_apt_pins={"tzdata": "2026b-0+deb12u1", "bsdutils": "1:2.38"}
+    )
+    stanzas = [s.strip() for s in text.split("\n\n")[1:]]
+    assert stanzas == [
+        "Package: bsdutils\nPin: version 1:2.38\nPin-Priority: 1001",
+        "Package: tzdata\nPin: version 2026b-0+deb12u1\nPin-Priority: 1001",
+    ]
+
+
+def test_hostinfo_finds_venvs_under_its_roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for venv in ("opt/app/venv", "opt/x/y/z", "srv/deep/a/b/c/d/e"):
+        (tmp_path / venv).mkdir(parents=True)
+        (tmp_path / venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    monkeypatch.setattr(hostinfo, "VENV_ROOTS", (str(tmp_path / "opt"), str(tmp_path / "srv")))
+    assert hostinfo.venvs() == [str(tmp_path / "opt/app/venv"), str(tmp_path / "opt/x/y/z")]
+
+
+def _tar(path: Path, members: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("members", "problem"),
+    [
+        ({"x": b""}, "no manifest.yml"),
+        ({"manifest.yml": b"[1, 2"}, "manifest.yml is not YAML"),
+        ({"manifest.yml": b"kind: other\n"}, "not a labctl manifest"),
+        ({"manifest.yml": b"kind: labctl-saved-lab\nschema: 9\nhosts: {}\n"}, "archive schema 9"),
+        ({"manifest.yml": b"kind: labctl-saved-lab\nschema: 1\n"}, "lists no hosts"),
+    ],
+)
+def test_restore_refuses_what_is_no_saved_lab(tmp_path: Path, members: dict[str, bytes], problem: str) -> None:
+    path = _tar(tmp_path / "lab.tar", members)
+    with pytest.raises(LabError) as err:
+        archive.restore(path, "rp-x")
+    assert problem in str(err.value) and "Fix: name an archive written by 'labctl save" in str(err.value)
+
+
+def test_restore_refuses_a_file_that_is_no_tar(tmp_path: Path) -> None:
+    path = tmp_path / "lab.tar"
+    path.write_text("hello")
+    with pytest.raises(LabError, match="cannot be opened as tar"):
+        archive.restore(path)
+
+
+def test_up_from_takes_no_topology_or_lock(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["up", "--from", "lab.tar", "--locked"]) == 2
+    assert "-f and --locked do not go with it" in capsys.readouterr().err
