@@ -147,9 +147,10 @@ def check(lab: Lab, path: Path | None = None) -> CheckReport:
 
 
 def lab_lock_file(lab: Lab) -> Path:
-    """The lock a lab is held to: the copy `up --locked` or a restore kept in its state, else LAB.lock."""
-    kept = lab.state.dir / "lab.lock"
-    return kept if kept.exists() else lock.lock_path(lab.topo.path)
+    """The lock a lab is compared with: LAB.lock beside its topology file, else the copy its state keeps
+    (a restored lab's, whose topology lives in the state; or the one `up --locked` was given)."""
+    beside = lock.lock_path(lab.topo.path)
+    return beside if beside.exists() or not lab.lock_copy.exists() else lab.lock_copy
 
 
 @dataclass(frozen=True)
