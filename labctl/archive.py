@@ -65,7 +65,8 @@ def save(lab: Lab, out: Path, with_secrets: bool = False, say: Say = _quiet) -> 
         files: dict[str, dict[str, str]] = {}
         for name, specs in lab.providers().items():
             say(f"saving {len(specs)} host(s) of provider {name} (commit, save)")
-            exported = lab.backend(name).export_hosts(lab.name, [s.name for s in specs], stage / HOSTS_DIR)
+            hosts = [s.name for s in specs]
+            exported = lab.backend(name).export_hosts(lab.name, hosts, stage / HOSTS_DIR, with_secrets)
             files.update({h: {"provider": name, "file": f} for h, f in exported.items()})
         manifest: dict[str, Any] = {
             "kind": KIND,

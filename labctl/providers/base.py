@@ -100,9 +100,10 @@ class Provider(Protocol):
         """What the hosts are built from, for the lock: {"tag", "recipe_hash", "id"} ({} when nothing)."""
         ...
 
-    def export_hosts(self, lab: str, hosts: list[str], dest: Path) -> dict[str, str]:
+    def export_hosts(self, lab: str, hosts: list[str], dest: Path, secrets: bool = False) -> dict[str, str]:
         """Save the hosts' file systems (container file systems, VM disks) into the directory dest, without
-        private host keys; returns host -> the file (relative to dest) that import_hosts reads back."""
+        private host keys, and without the secret files roles list in their facts unless secrets; returns
+        host -> the file (relative to dest) that import_hosts reads back."""
         ...
 
     def import_hosts(self, lab: str, files: dict[str, str], src: Path) -> dict[str, str]:

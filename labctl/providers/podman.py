@@ -34,13 +34,9 @@ AUTHORIZE = (
 )
 
 
-# Private host keys never go into a saved image: moved to /run (a tmpfs, never committed) while the
-# host's file system is committed, then put back. A restored host makes new ones at boot.
-STASH_KEYS = (
-    "mkdir -p -m 700 /run/labctl-save; "
-    'for f in /etc/ssh/ssh_host_*; do [ -e "$f" ] && mv "$f" /run/labctl-save/; done; true'
-)
-UNSTASH_KEYS = 'for f in /run/labctl-save/*; do [ -e "$f" ] && mv "$f" /etc/ssh/; done; rmdir /run/labctl-save'
+# What must not go into a saved image (private host keys; generated secrets unless kept) is set aside into
+# /run, a tmpfs never committed, while the host's file system is committed, then put back.
+SET_ASIDE = Path(__file__).with_name("setaside.py")
 SAVED_REPO = "localhost/labctl-saved"  # images of hosts being saved (removed once in the archive)
 RESTORED_REPO = "localhost/labctl-restored"  # images hosts of a restored lab are created from
 HOSTS_ARCHIVE = "podman-hosts.tar"
@@ -302,21 +298,26 @@ class PodmanProvider:
         info["id"] = ", ".join(i for i in ids if i)
         return info
 
-    def export_hosts(self, lab: str, hosts: list[str], dest: Path) -> dict[str, str]:
-        """podman commit each host (paused, its private host keys moved out first), then podman save all
+    def export_hosts(self, lab: str, hosts: list[str], dest: Path, secrets: bool = False) -> dict[str, str]:
+        """podman commit each host (paused, its private host keys and, unless secrets, the files roles list
+        as secrets moved out first), then podman save all
         of them into one archive (layers they share, e.g. the base image, are written once)."""
         refs = {h: f"{SAVED_REPO}/{_checked(lab)}{SEPARATOR}{_checked_part(h, 'host')}:latest" for h in hosts}
         try:
             for host, ref in refs.items():
                 name = container_name(lab, host)
-                _podman("exec", name, "sh", "-c", STASH_KEYS, what=f"to set the host keys of {host!r} aside")
+                aside = ["out", *(["keep-secrets"] if secrets else [])]
+                _podman(
+                    "exec", "-i", name, "python3", "-", *aside, stdin=SET_ASIDE.read_text(),
+                    what=f"to set the host keys (and secrets) of {host!r} aside",
+                )
                 try:
                     _podman(
                         "commit", "--pause=true", "--change", f"LABEL labctl.saved={lab}", name, ref,
                         what=f"to commit host {host!r}",
                     )
                 finally:
-                    _podman("exec", name, "sh", "-c", UNSTASH_KEYS, check=False)
+                    _podman("exec", "-i", name, "python3", "-", "back", stdin=SET_ASIDE.read_text(), check=False)
             _podman(
                 "save", "--multi-image-archive", "-o", str(dest / HOSTS_ARCHIVE), *refs.values(),
                 what=f"to save the hosts of lab {lab!r}",

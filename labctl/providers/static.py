@@ -65,7 +65,7 @@ class StaticProvider:
     def image_info(self, hosts: list[HostSpec]) -> dict[str, str]:
         return {}
 
-    def export_hosts(self, lab: str, hosts: list[str], dest: Path) -> dict[str, str]:
+    def export_hosts(self, lab: str, hosts: list[str], dest: Path, secrets: bool = False) -> dict[str, str]:
         raise LabError(
             f"lab {lab!r}: static hosts ({', '.join(hosts)}) cannot be saved: labctl does not own their disks. "
             "Fix: save a lab whose hosts labctl creates (podman), or image those machines with your own tools."
