@@ -191,3 +191,37 @@ def test_restore_refuses_a_file_that_is_no_tar(tmp_path: Path) -> None:
 def test_up_from_takes_no_topology_or_lock(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["up", "--from", "lab.tar", "--locked"]) == 2
     assert "-f and --locked do not go with it" in capsys.readouterr().err
+
+
+def test_a_locked_lab_gives_each_host_its_pins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """up --locked keeps the lock in the lab's state; every converge (provision too) then pins its versions,
+    over any value the topology sets; an unlocked lab gets none."""
+    from labctl import inventory
+    from labctl.lab import Lab
+    from labctl.state import LabState
+    from labctl.topology import parse
+
+    monkeypatch.setenv("LABCTL_STATE_DIR", str(tmp_path))
+    raw = {
+        "name": "rp",
+        "vars": {"common_apt_pins": {"tzdata": "0"}},
+        "networks": [{"name": "lab", "subnet": "198.19.100.0/24"}],
+        "hosts": [{"name": h, "groups": [], "networks": ["lab"]} for h in ("db", "web")],
+    }
+    topo = parse(raw, tmp_path / "rp.yml")
+    state = LabState("rp")
+    state.ensure_dir()
+    lab = Lab(topo, state)
+    (state.dir / "lab.lock").write_text(sample().dumps())
+
+    def host_vars() -> dict[str, dict[str, object]]:
+        return yaml.safe_load(inventory.render(topo, state, lab.addresses(), None, lab.pins()))["all"]["hosts"]
+
+    assert "common_apt_pins" not in host_vars()["db"]  # not locked: no pins
+    lab.extra["locked"] = True
+    db = host_vars()["db"]
+    assert db["common_apt_pins"]["tzdata"] == "2026b-0+deb12u1"
+    assert db["common_python_pins"]["pymemcache"] == "3.5.2"
+    assert "common_apt_pins" not in host_vars()["web"]  # a host the lock does not know
+    lab.save("up")
+    assert Lab(topo, state).pins()["db"]["common_apt_pins"]["memcached"] == "1.6.18-1"  # kept in state.json
