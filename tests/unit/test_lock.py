@@ -225,3 +225,51 @@ def test_a_locked_lab_gives_each_host_its_pins(tmp_path: Path, monkeypatch: pyte
     assert "common_apt_pins" not in host_vars()["web"]  # a host the lock does not know
     lab.save("up")
     assert Lab(topo, state).pins()["db"]["common_apt_pins"]["memcached"] == "1.6.18-1"  # kept in state.json
+
+
+class _FakeProvider:
+    """Stands in for podman in save's unit test: records what it was asked, writes one file."""
+
+    def __init__(self) -> None:
+        self.secrets: bool | None = None
+
+    def export_hosts(self, lab: str, hosts: list[str], dest: Path, secrets: bool = False) -> dict[str, str]:
+        self.secrets = secrets
+        (dest / "fake.tar").write_text("layers")
+        return {h: f"fake.tar#{lab}-{h}" for h in hosts}
+
+
+@pytest.mark.parametrize("with_secrets", [False, True])
+def test_save_keeps_secrets_out_unless_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_secrets: bool
+) -> None:
+    from labctl import lockrun
+    from labctl.lab import Lab
+    from labctl.state import LabState
+    from labctl.topology import parse
+
+    monkeypatch.setenv("LABCTL_STATE_DIR", str(tmp_path / "state"))
+    raw = {"name": "rp", "networks": [{"name": "lab", "subnet": "198.19.100.0/24"}],
+           "hosts": [{"name": "db", "groups": [], "networks": ["lab"]}]}  # fmt: skip
+    state = LabState("rp")
+    state.ensure_keypair()
+    (state.dir / "secrets").mkdir()
+    (state.dir / "secrets" / "mongodb_admin").write_text("s3cret")
+    lab = Lab(parse(raw, tmp_path / "rp.yml"), state)
+    fake = _FakeProvider()
+    monkeypatch.setattr(lab, "backend", lambda _name: fake)
+    monkeypatch.setattr(lockrun, "collect", lambda _lab: sample())
+    monkeypatch.setattr(lockrun, "topology_raw", lambda _lab: dict(raw))
+
+    report = archive.save(lab, tmp_path / "lab.tar", with_secrets=with_secrets)
+    assert fake.secrets is with_secrets
+    assert report.path.stat().st_mode & 0o777 == (0o600 if with_secrets else 0o644)
+    with tarfile.open(report.path) as tar:
+        names = tar.getnames()
+        manifest = yaml.safe_load(tar.extractfile("manifest.yml").read())  # type: ignore[union-attr]
+        assert lock.parse(tar.extractfile("lab.lock").read().decode(), Path("x")).to_dict() == sample().to_dict()  # type: ignore[union-attr]
+    assert not [n for n in names if "id_ed25519" in n]  # the lab's key never
+    assert ("secrets/mongodb_admin" in names) is with_secrets
+    assert manifest["secrets"] is with_secrets
+    assert manifest["hosts"] == {"db": {"provider": "podman", "file": "fake.tar#rp-db"}}
+    assert ("warning" in manifest) is with_secrets
