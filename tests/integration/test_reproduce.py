@@ -134,3 +134,31 @@ def test_lock_drift_locked_save_restore_offline(tmp_path: Path, labenv: dict[str
         run("down", "--name", LAB, env=labenv, check=False)
         run("down", "--name", RESTORED, env=labenv, check=False)
     assert lab_containers(RESTORED) == []
+
+
+def test_up_locked_on_a_fresh_lab_matches_the_lock(tmp_path: Path, labenv: dict[str, str]) -> None:
+    """A lab built from nothing with --locked runs exactly the locked versions (one small memcached host),
+    also where the lock holds versions apt would not pick today: tzdata (in the base image: moved to it)
+    and curl + libcurl4 (installed by common: installed at it)."""
+    lab = tmp_path / "it-fresh.yml"
+    lab.write_text(TOPOLOGY.replace(LAB, "it-fresh").replace("198.18.150.", "198.18.151.").replace(", zeromq", ""))
+    lock_file = tmp_path / "it-fresh.lock"
+    f = ["-f", str(lab)]
+    try:
+        run("up", "--no-smoke", *f, env=labenv)
+        run("lock", *f, env=labenv)
+        older = {"tzdata": other_version(labenv, lab, "tzdata"), "curl": other_version(labenv, lab, "curl")}
+        older["libcurl4"] = older["curl"]  # curl depends on libcurl4 of its own version
+        data = yaml.safe_load(lock_file.read_text())
+        data["hosts"]["a"]["debian"].update(older)
+        lock_file.write_text(yaml.safe_dump(data))
+        run("down", *f, env=labenv)
+        assert lab_containers("it-fresh") == []
+
+        fresh = run("up", "--locked", "--no-smoke", *f, env=labenv)
+        assert f"matches its lock {lock_file}" in fresh.stdout + fresh.stderr
+        assert {p: installed(labenv, f, p) for p in older} == older
+        assert run("lock", "--check", *f, env=labenv).returncode == 0
+        assert json.loads(run("status", *f, "--json", env=labenv).stdout)["reproduction"]["locked"] is True
+    finally:
+        run("down", "--name", "it-fresh", env=labenv, check=False)
