@@ -154,7 +154,7 @@ def _show_check(report: lockrun.CheckReport, name: str, json_out: bool) -> int:
     if json_out:
         ui.print_json(report.to_json(name))
     elif report.ok:
-        ui.say(f"lab {name} matches its lock {report.lock_file}")
+        ui.say(f"lab {name} matches its lock {report.lock_file}", wrap=False)
     else:
         ui.drift_table(name, report)
     return 0 if report.ok else 1

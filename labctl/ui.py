@@ -22,8 +22,9 @@ err = Console(stderr=True)
 # a '[/x]' in it would be read as markup and stop labctl with a MarkupError.
 
 
-def say(message: str) -> None:
-    err.print(f"[bold blue]»[/] {escape(message)}", highlight=False)
+def say(message: str, wrap: bool = True) -> None:
+    """One line of progress on stderr; wrap=False keeps it whole (paths a script greps for)."""
+    err.print(f"[bold blue]»[/] {escape(message)}", highlight=False, soft_wrap=not wrap)
 
 
 def error(message: str) -> None:
