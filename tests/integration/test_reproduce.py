@@ -105,7 +105,7 @@ def test_lock_drift_locked_save_restore_offline(tmp_path: Path, labenv: dict[str
         old_key = run("exec", *f, "a", "--", "cat", "/etc/ssh/ssh_host_ed25519_key.pub", env=labenv).stdout
         saved = tmp_path / "lab.tar"
         out = run("save", *f, "-o", str(saved), env=labenv)
-        assert "saved lab it-repro" in out.stdout + out.stderr
+        assert f"saved lab {LAB}" in out.stdout + out.stderr
         assert saved.stat().st_mode & 0o777 == 0o644
         with tarfile.open(saved) as tar:
             names = tar.getnames()
