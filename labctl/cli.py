@@ -73,7 +73,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     ui.say(f"lab {topo.name}: {len(topo.hosts)} hosts on {topo.provider} ({topo.path})")
     try:
         with progress.shown():
-            report = lab.up(lab.Lab(topo), say=ui.say, converge=not args.no_provision, progress=progress)
+            report = lab.up(
+                lab.Lab(topo),
+                say=ui.say,
+                converge=not args.no_provision,
+                progress=progress,
+                force="up --force" if args.force else "",
+            )
     except KeyboardInterrupt:
         ui.err.print(
             f"[red]interrupted[/]: lab {topo.name!r} may be half-created; "
@@ -100,8 +106,9 @@ def cmd_provision(args: argparse.Namespace) -> int:
     running = _running(args)
     progress = ui.ConvergeProgress()
     with progress.shown():
-        report = lab.up(running, say=ui.say, converge=True, progress=progress)
-    assert report.converge is not None
+        report = lab.up(running, say=ui.say, converge=True, progress=progress, force="provision")
+    if report.converge is None:
+        return 0
     ui.converge_summary(report.converge)
     return 0 if report.converge.ok else 1
 
@@ -405,6 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("up", cmd_up, "create or reconcile the lab's hosts, converge them, run the smoke checks")
     lab_args(p)
     p.add_argument("--no-provision", action="store_true", help="only create and start the hosts")
+    p.add_argument(
+        "--force", action="store_true", help="converge every role on every host, changed or not (as provision)"
+    )
     p.add_argument("--no-smoke", action="store_true", help="skip the smoke checks at the end")
 
     p = verb("provision", cmd_provision, "converge a running lab with playbooks/site.yml")

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from labctl import hostnet, inventory, inventory_vars, iptables, paths, runtime
+from labctl import fingerprint, hostnet, inventory, inventory_vars, iptables, paths, runtime
 from labctl.ansible_run import PlaybookRun, Progress, run_playbook
 from labctl.errors import Interrupted, LabError
 from labctl.names import validate_lab_name
@@ -43,6 +43,7 @@ class UpReport:
     removed: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)  # existing hosts given a new key (state was lost)
     converge: PlaybookRun | None = None
+    todo: dict[str, fingerprint.HostPlan] = field(default_factory=dict)  # host -> roles run and why
 
 
 @dataclass(frozen=True)
@@ -154,8 +155,32 @@ class Lab:
                 "topology": raw,
                 "networks": {n.name: str(n.subnet) for n in topo.networks.values()},
                 "updated": time.time(),
+                "converged": self.state.read().get("converged", {}),
             }
         )
+
+    def identities(self) -> dict[str, str]:
+        """Host -> what makes it this host: its provider's id (a recreated container gets a new one)."""
+        live = self.live()
+        out = {}
+        for host in self.topo.hosts:
+            info = live.get(host)
+            ident = info.id if info and info.id else ""
+            out[host] = f"{self.topo.hosts[host].provider}:{ident or self.address(host)}"
+        return out
+
+    def converged(self) -> dict[str, fingerprint.Fingerprint | None]:
+        """What went into each host's last successful converge (from the lab's state)."""
+        data = self.state.read().get("converged") or {}
+        return {h: fingerprint.Fingerprint.from_json(v) for h, v in data.items()}
+
+    def record_converged(self, fps: dict[str, fingerprint.Fingerprint], ok: list[str], failed: list[str]) -> None:
+        """Keep the fingerprints of the hosts that converged; forget those that failed (they run again)."""
+        data = self.state.read()
+        done = {h: v for h, v in (data.get("converged") or {}).items() if h in self.topo.hosts and h not in failed}
+        done.update({h: fps[h].to_json() for h in ok})
+        data["converged"] = done
+        self.state.write(data)
 
 
 def resolve(file: str | None, name: str | None) -> tuple[Topology | None, LabState]:
@@ -320,7 +345,11 @@ def up(
     converge: bool = True,
     progress: Progress = lambda _e: None,
     playbook: Path | None = None,
+    force: str = "",
 ) -> UpReport:
+    """Create/start the lab's hosts and converge them. Only the roles whose inputs changed since the
+    last successful converge run (see labctl.fingerprint); ``force`` (the reason, e.g. "provision")
+    runs every role on every host."""
     report = UpReport(lab.name)
     with lab.state.locked():
         check_networks(lab)
@@ -352,14 +381,38 @@ def up(
 
         if converge:
             t0 = time.monotonic()
-            run = run_playbook(lab.state, playbook or paths.SITE_PLAYBOOK, progress=progress)
-            report.converge = run
+            report.converge, report.todo = converge_changed(lab, playbook or paths.SITE_PLAYBOOK, force, say, progress)
             report.timings["converge"] = time.monotonic() - t0
-            if not run.ok:
+            if report.converge is not None and not report.converge.ok:
                 lab.save("failed")
                 return report
         lab.save("up")
     return report
+
+
+def converge_changed(
+    lab: Lab, playbook: Path, force: str, say: Say, progress: Progress
+) -> tuple[PlaybookRun | None, dict[str, fingerprint.HostPlan]]:
+    """Run the playbook for what changed since the last successful converge (all of it when forced);
+    no ansible-playbook at all when nothing did. Records what each host converged from."""
+    inv = yaml.safe_load(lab.state.inventory.read_text())
+    new = fingerprint.fingerprints(playbook, paths.ROLES_DIR, inv, lab.identities())
+    todo = fingerprint.full_plan(new, force) if force else fingerprint.plan(lab.converged(), new)
+    if not todo:
+        say(f"converge: nothing changed since the last converge of {len(new)} host(s); ansible-playbook not run")
+        return None, todo
+    for line in fingerprint.describe(todo):
+        say(f"converge {line}")
+    book, env = playbook, {}
+    if not force and (set(todo) != set(new) or any(hp.roles.keys() != new[h].roles.keys() for h, hp in todo.items())):
+        book = lab.state.dir / "converge-changed.yml"
+        write_atomic(book, fingerprint.partial_playbook(playbook, todo, list(lab.topo.hosts)))
+        env["ANSIBLE_ROLES_PATH"] = fingerprint.roles_path(playbook, paths.ROLES_DIR)
+    run = run_playbook(lab.state, book, progress=progress, env=env)
+    failed = sorted({f.host for f in run.failures})
+    ok = [h for h in new if h not in failed] if run.ok or failed else []
+    lab.record_converged(new, ok, failed if failed or run.ok else list(todo))
+    return run, todo
 
 
 def down(name: str, say: Say = _quiet) -> list[str]:
