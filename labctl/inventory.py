@@ -49,11 +49,18 @@ def user_vars(topo: Topology, state: LabState, host: str, address: str, user: In
     return {k: v for k, v in user.for_host(host, topo.hosts[host].groups).items() if k not in taken}
 
 
-def render(topo: Topology, state: LabState, addresses: dict[str, str], user: InventoryVars | None = None) -> str:
+def render(
+    topo: Topology,
+    state: LabState,
+    addresses: dict[str, str],
+    user: InventoryVars | None = None,
+    proxies: dict[str, str] | None = None,
+) -> str:
     """The inventory as YAML: groups, per-group and per-host vars, and lab-wide labctl_* vars.
 
     The variables of inventory/ (``user``) go into each host's vars, except those the topology
-    sets (see labctl.inventory_vars for the precedence)."""
+    sets (see labctl.inventory_vars for the precedence). ``proxies``: host -> URL of the shared
+    package cache (``labctl_package_proxy``; see labctl.pkgcache)."""
     user = user or InventoryVars()
     all_vars = lab_vars(topo, state)
     all_vars.update(topo.vars)
@@ -73,6 +80,7 @@ def render(topo: Topology, state: LabState, addresses: dict[str, str], user: Inv
                 name: {
                     **user_vars(topo, state, name, addresses[name], user),
                     **host_vars(topo, state, name, addresses[name]),
+                    **({"labctl_package_proxy": proxies[name]} if proxies and name in proxies else {}),
                 }
                 for name in topo.hosts
             },

@@ -139,7 +139,14 @@ class Lab:
     def write_config(self) -> None:
         runtime.ensure_control_dir(self.state)
         user = inventory_vars.load()
-        write_atomic(self.state.inventory, inventory.render(self.topo, self.state, self.addresses(), user))
+        proxies: dict[str, str] = {}
+        for name, specs in self.providers().items():
+            # optional in the provider contract: a backend whose hosts can use the shared package cache
+            find = getattr(self.backend(name), "package_proxies", None)
+            if find is not None:
+                proxies.update(find(specs))
+        text = inventory.render(self.topo, self.state, self.addresses(), user, proxies)
+        write_atomic(self.state.inventory, text)
         write_atomic(self.state.ansible_cfg, inventory.render_cfg(self.state, forks=max(10, len(self.topo.hosts))))
 
     def save(self, phase: str) -> None:

@@ -1,20 +1,40 @@
 """The base image: a Debian 12 root file system with systemd, built by debootstrap and imported
-into podman. The tag carries a hash of the recipe, so a changed recipe builds a new image."""
+into podman. The tag carries a hash of the recipe, so a changed recipe builds a new image.
+
+What every lab host installs (the common role's ``common_packages``) is in the image already, so a
+cold converge of ``common`` finds them present. debootstrap downloads through the shared package
+cache (labctl.pkgcache) when it runs."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import yaml
+
+from labctl import paths, pkgcache
 from labctl.errors import LabError
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
-PACKAGES = (
+
+
+def common_packages(defaults: Path | None = None) -> tuple[str, ...]:
+    """The common role's ``common_packages`` (plain names only), so the image has what every host gets."""
+    path = defaults or paths.ROLES_DIR / "common" / "defaults" / "main.yml"
+    try:
+        names = (yaml.safe_load(path.read_text()) or {}).get("common_packages") or []
+    except (OSError, yaml.YAMLError):
+        return ()
+    return tuple(n for n in names if isinstance(n, str) and n and "{" not in n)
+
+
+BASE_PACKAGES = (
     "systemd",
     "systemd-sysv",
     "dbus",
@@ -27,6 +47,7 @@ PACKAGES = (
     "procps",
     "ca-certificates",
 )
+PACKAGES = tuple(dict.fromkeys((*BASE_PACKAGES, *common_packages())))
 # Files written into the tree after debootstrap: path -> content.
 FILES = {
     "etc/apt/sources.list": (
@@ -86,6 +107,9 @@ def build(progress: Callable[[str], None] = lambda _msg: None, force: bool = Fal
     for tool in ("debootstrap", "podman"):
         if shutil.which(tool) is None:
             raise LabError(f"'{tool}' is not installed: run apt-get install debootstrap podman runc.")
+    env = dict(os.environ)
+    if pkgcache.ensure(progress):
+        env["http_proxy"] = pkgcache.proxy_url("127.0.0.1")
     with tempfile.TemporaryDirectory(prefix="labctl-rootfs-", dir="/var/tmp") as tmp:
         root = Path(tmp) / "rootfs"
         progress(f"debootstrap {SUITE} ({len(PACKAGES)} packages)")
@@ -99,6 +123,7 @@ def build(progress: Callable[[str], None] = lambda _msg: None, force: bool = Fal
                 MIRROR,
             ],
             "running debootstrap",
+            env=env,
         )
         progress("configuring the tree")
         for rel, content in FILES.items():
@@ -122,10 +147,24 @@ def build(progress: Callable[[str], None] = lambda _msg: None, force: bool = Fal
     return tag
 
 
+KEEP_OTHERS = "24h"  # another recipe's image is kept this long: a second checkout of labctl may use it
+
+
 def _remove_old_images(current: str) -> None:
-    """Drop images of older recipes and untagged leftovers of a forced rebuild, unless a container uses them."""
+    """Drop images of other recipes made more than KEEP_OTHERS ago and untagged leftovers of a forced
+    rebuild, unless a container uses them. (Two checkouts of labctl on one machine, e.g. before and
+    after a recipe change, would otherwise remove each other's image at every build.)"""
     listing = subprocess.run(
-        ["podman", "images", "--filter", f"reference={REPOSITORY}", "--format", "{{.Repository}}:{{.Tag}}"],
+        [
+            "podman",
+            "images",
+            "--filter",
+            f"reference={REPOSITORY}",
+            "--filter",
+            f"until={KEEP_OTHERS}",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+        ],
         capture_output=True,
         text=True,
         check=False,

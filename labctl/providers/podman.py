@@ -13,7 +13,7 @@ import shlex
 import subprocess
 from typing import Any
 
-from labctl import hostlimits, hostnet, kernellog
+from labctl import hostlimits, hostnet, kernellog, pkgcache
 from labctl.errors import LabError
 from labctl.hostnet import Reserved
 from labctl.names import is_host_name, is_lab_name
@@ -114,6 +114,7 @@ class PodmanProvider:
 
     def __init__(self) -> None:
         self._default_image: str | None = None
+        self._cache = False
 
     def prepare(self, hosts: list[HostSpec], say: Say) -> None:
         """Raise the host's inotify limits if the hosts about to start need more (before anything is
@@ -122,6 +123,7 @@ class PodmanProvider:
             running = {h for h, info in self.list(hosts[0].lab).items() if info.state == "running"}
             hostlimits.ensure_inotify(len([h for h in hosts if h.name not in running]), say)
             kernellog.ensure_netns_logging(say)
+            self._cache = pkgcache.ensure(say)
         if any(h.image is None for h in hosts):
             self._default_image = image.build(progress=say)
 
@@ -295,6 +297,24 @@ class PodmanProvider:
 
     def address(self, spec: HostSpec) -> str:
         return next(iter(spec.networks.values()))
+
+    def package_proxies(self, specs: list[HostSpec]) -> dict[str, str]:
+        """Host -> the URL of the shared package cache as the host reaches it (its first network's
+        gateway: this machine); empty when the cache is not running."""
+        if not specs or not (self._cache or pkgcache.answering()):
+            return {}
+        gateways = {}
+        for net in _network_list():
+            subnets = net.get("subnets") or []
+            if subnets and subnets[0].get("gateway"):
+                gateways[net["name"]] = subnets[0]["gateway"]
+        out = {}
+        for spec in specs:
+            first = next(iter(spec.networks), None)
+            gateway = gateways.get(network_name(spec.lab, first)) if first else None
+            if gateway:
+                out[spec.name] = pkgcache.proxy_url(gateway)
+        return out
 
     def list(self, lab: str, hosts: list[HostSpec] | None = None) -> dict[str, HostInfo]:
         """Every container of the lab, by its labels (hosts no longer in the topology too)."""

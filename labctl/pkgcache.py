@@ -1,0 +1,107 @@
+"""The host-side package cache every lab host shares: apt-cacher-ng, run as a daemon on this machine.
+
+Lab hosts send their apt downloads (archives and indexes) through it, so the Nth cold converge on a
+machine fetches from the mirror only what no host fetched before. apt-cacher-ng is Debian's own
+caching proxy: it serves many clients at once and keeps its cache consistent itself (files are
+written under a temporary name and published when complete), which a shared bind-mounted
+/var/cache/apt/archives could not do (apt holds an exclusive lock there for a whole install).
+
+There is no systemd on the machines labctl runs on (a container, CI), so labctl starts the daemon
+itself when it is installed and nothing answers on its port; it keeps running after labctl exits.
+Without it (not installed, not starting) hosts download directly: the cache only makes things
+faster, it is never needed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+PORT = int(os.environ.get("LABCTL_PKGCACHE_PORT", "3142"))
+DAEMON = "/usr/sbin/apt-cacher-ng"
+CONFIG_DIR = "/etc/apt-cacher-ng"
+CACHE_DIR = Path(os.environ.get("LABCTL_PKGCACHE_DIR", "/var/cache/apt-cacher-ng"))
+RUN_DIR = Path("/run/apt-cacher-ng")
+LOG_DIR = Path("/var/log/apt-cacher-ng")
+START_TIMEOUT = 10.0
+Say = Callable[[str], None]
+
+
+def answering(host: str = "127.0.0.1", port: int = PORT, timeout: float = 1.0) -> bool:
+    """True when an HTTP server on the port says it is apt-cacher-ng."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            conn.sendall(b"GET /acng-report.html HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            head = b""
+            while len(head) < 8192:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+    except OSError:
+        return False
+    return head.startswith(b"HTTP/") and b"apt-cacher" in head.lower()
+
+
+def command() -> list[str]:
+    """The daemon's command line: our port, listening on every address (the lab networks' bridges
+    come and go), daemonized, its pid file under /run."""
+    return [
+        DAEMON,
+        "-c",
+        CONFIG_DIR,
+        f"Port:{PORT}",
+        "BindAddress:0.0.0.0",
+        "ForeGround:0",
+        f"CacheDir:{CACHE_DIR}",
+        f"LogDir:{LOG_DIR}",
+        f"PidFile:{RUN_DIR / 'pid'}",
+        f"SocketPath:{RUN_DIR / 'socket'}",
+    ]
+
+
+def ensure(say: Say = lambda _m: None) -> bool:
+    """Make sure the cache answers on PORT; start the daemon when it is installed and not running.
+    False (with one line said) when there is none: hosts then download directly."""
+    if os.environ.get("LABCTL_PKGCACHE") == "off":
+        return False
+    if answering():
+        return True
+    if not Path(DAEMON).exists():
+        say("package cache: apt-cacher-ng is not installed (setup.sh installs it); hosts download directly")
+        return False
+    for directory in (RUN_DIR, LOG_DIR, CACHE_DIR):
+        directory.mkdir(parents=True, exist_ok=True)
+    if shutil.which("chown") and _user_exists("apt-cacher-ng"):
+        subprocess.run(["chown", "-R", "apt-cacher-ng:apt-cacher-ng", str(RUN_DIR), str(LOG_DIR)], check=False)
+    result = subprocess.run(
+        command(), capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if answering():
+            say(f"package cache: started apt-cacher-ng on port {PORT} (cache {CACHE_DIR})")
+            return True
+        time.sleep(0.2)
+    detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or [f"exit {result.returncode}"]
+    say(f"package cache: apt-cacher-ng did not start ({detail[0]}); hosts download directly")
+    return False
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        import pwd
+
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def proxy_url(gateway: str) -> str:
+    """What a lab host puts in Acquire::http::Proxy: the cache on its network's gateway (this machine)."""
+    return f"http://{gateway}:{PORT}"
