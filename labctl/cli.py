@@ -88,6 +88,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 130
     if not report.created and not report.started and not report.removed and not report.repaired:
         ui.say("hosts: all present and running, nothing recreated")
+    if report.phases:
+        ui.say("hosts phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in report.phases.items()))
     if report.converge is not None:
         ui.converge_summary(report.converge)
         if not report.converge.ok:

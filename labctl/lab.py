@@ -44,6 +44,7 @@ class UpReport:
     repaired: list[str] = field(default_factory=list)  # existing hosts given a new key (state was lost)
     converge: PlaybookRun | None = None
     todo: dict[str, fingerprint.HostPlan] = field(default_factory=dict)  # host -> roles run and why
+    phases: dict[str, float] = field(default_factory=dict)  # the parts of timings["hosts"]
 
 
 @dataclass(frozen=True)
@@ -368,9 +369,18 @@ def up(
         fresh_key = lab.state.ensure_keypair()
         lab.save("creating")
 
-        t0 = time.monotonic()
+        t0 = mark = time.monotonic()
+
+        def phase(name: str) -> None:
+            nonlocal mark
+            now = time.monotonic()
+            report.phases[name] = now - mark
+            mark = now
+
         create_networks(lab)
+        phase("networks")
         todo = reconcile(lab, say)
+        phase("create+start")
         report.created, report.started, report.removed = todo.create, todo.start, todo.remove
         if fresh_key:
             report.repaired = [h for h in lab.topo.hosts if h not in todo.create]
@@ -380,10 +390,13 @@ def up(
                 f"{len(report.repaired)} existing host(s) through their provider"
             )
         authorize(lab, todo.create + report.repaired)
+        phase("keys")
         lab.write_config()
+        phase("inventory")
         say("waiting for SSH on every host")
         watch = _Liveness(lab)
         _parallel(lambda h: _wait_ready(lab, h, watch=watch), list(lab.topo.hosts))
+        phase("ssh")
         report.timings["hosts"] = time.monotonic() - t0
 
         if converge:

@@ -25,8 +25,9 @@ PORT = int(os.environ.get("LABCTL_PKGCACHE_PORT", "3142"))
 DAEMON = "/usr/sbin/apt-cacher-ng"
 CONFIG_DIR = "/etc/apt-cacher-ng"
 CACHE_DIR = Path(os.environ.get("LABCTL_PKGCACHE_DIR", "/var/cache/apt-cacher-ng"))
-RUN_DIR = Path("/run/apt-cacher-ng")
-LOG_DIR = Path("/var/log/apt-cacher-ng")
+# another port (a bench's private, empty cache) gets run and log directories of its own
+RUN_DIR = Path("/run/apt-cacher-ng" if PORT == 3142 else f"/run/labctl-acng-{PORT}")
+LOG_DIR = Path("/var/log/apt-cacher-ng" if PORT == 3142 else f"/var/log/labctl-acng-{PORT}")
 START_TIMEOUT = 10.0
 Say = Callable[[str], None]
 
@@ -90,6 +91,14 @@ def ensure(say: Say = lambda _m: None) -> bool:
     detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or [f"exit {result.returncode}"]
     say(f"package cache: apt-cacher-ng did not start ({detail[0]}); hosts download directly")
     return False
+
+
+def pid() -> int | None:
+    """The daemon's process id, from its pid file."""
+    try:
+        return int((RUN_DIR / "pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def _user_exists(name: str) -> bool:
