@@ -14,7 +14,6 @@ faster, it is never needed."""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -23,11 +22,12 @@ from pathlib import Path
 
 PORT = int(os.environ.get("LABCTL_PKGCACHE_PORT", "3142"))
 DAEMON = "/usr/sbin/apt-cacher-ng"
-CONFIG_DIR = "/etc/apt-cacher-ng"
+SUPPORT_DIR = "/usr/lib/apt-cacher-ng"
 CACHE_DIR = Path(os.environ.get("LABCTL_PKGCACHE_DIR", "/var/cache/apt-cacher-ng"))
-# another port (a bench's private, empty cache) gets run and log directories of its own
-RUN_DIR = Path("/run/apt-cacher-ng" if PORT == 3142 else f"/run/labctl-acng-{PORT}")
-LOG_DIR = Path("/var/log/apt-cacher-ng" if PORT == 3142 else f"/var/log/labctl-acng-{PORT}")
+# labctl's own configuration, run and log directories (per port: a bench may run a private, empty cache)
+CONFIG_DIR = Path(f"/var/lib/labctl/apt-cacher-ng-{PORT}")
+RUN_DIR = Path(f"/run/labctl-acng-{PORT}")
+LOG_DIR = Path(f"/var/log/labctl-acng-{PORT}")
 START_TIMEOUT = 10.0
 Say = Callable[[str], None]
 
@@ -48,21 +48,31 @@ def answering(host: str = "127.0.0.1", port: int = PORT, timeout: float = 1.0) -
     return head.startswith(b"HTTP/") and b"apt-cacher" in head.lower()
 
 
+def config() -> str:
+    """labctl's configuration of the daemon (not the package's /etc/apt-cacher-ng, whose Debian
+    remapping fetches from a fixed backend mirror): a plain caching proxy, so every file comes from
+    the mirror the hosts name (common_apt_mirror) and is cached under that mirror's name. It listens
+    on every address (the lab networks' bridges come and go)."""
+    return "\n".join(
+        [
+            "# Written by labctl (labctl/pkgcache.py): the package cache its lab hosts share.",
+            f"CacheDir: {CACHE_DIR}",
+            f"LogDir: {LOG_DIR}",
+            f"SupportDir: {SUPPORT_DIR}",
+            f"Port: {PORT}",
+            "BindAddress: 0.0.0.0",
+            f"PidFile: {RUN_DIR / 'pid'}",
+            f"SocketPath: {RUN_DIR / 'socket'}",
+            "ReportPage: acng-report.html",
+            "ExThreshold: 4",
+            "",
+        ]
+    )
+
+
 def command() -> list[str]:
-    """The daemon's command line: our port, listening on every address (the lab networks' bridges
-    come and go), daemonized, its pid file under /run."""
-    return [
-        DAEMON,
-        "-c",
-        CONFIG_DIR,
-        f"Port:{PORT}",
-        "BindAddress:0.0.0.0",
-        "ForeGround:0",
-        f"CacheDir:{CACHE_DIR}",
-        f"LogDir:{LOG_DIR}",
-        f"PidFile:{RUN_DIR / 'pid'}",
-        f"SocketPath:{RUN_DIR / 'socket'}",
-    ]
+    """The daemon's command line: labctl's configuration, daemonized."""
+    return [DAEMON, "-c", str(CONFIG_DIR), "ForeGround:0"]
 
 
 def ensure(say: Say = lambda _m: None) -> bool:
@@ -75,10 +85,9 @@ def ensure(say: Say = lambda _m: None) -> bool:
     if not Path(DAEMON).exists():
         say("package cache: apt-cacher-ng is not installed (setup.sh installs it); hosts download directly")
         return False
-    for directory in (RUN_DIR, LOG_DIR, CACHE_DIR):
+    for directory in (CONFIG_DIR, RUN_DIR, LOG_DIR, CACHE_DIR):
         directory.mkdir(parents=True, exist_ok=True)
-    if shutil.which("chown") and _user_exists("apt-cacher-ng"):
-        subprocess.run(["chown", "-R", "apt-cacher-ng:apt-cacher-ng", str(RUN_DIR), str(LOG_DIR)], check=False)
+    (CONFIG_DIR / "acng.conf").write_text(config())
     result = subprocess.run(
         command(), capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL, start_new_session=True
     )
@@ -99,16 +108,6 @@ def pid() -> int | None:
         return int((RUN_DIR / "pid").read_text().strip())
     except (OSError, ValueError):
         return None
-
-
-def _user_exists(name: str) -> bool:
-    try:
-        import pwd
-
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
 
 
 def proxy_url(gateway: str) -> str:

@@ -68,9 +68,12 @@ def test_not_installed_is_said_once_and_not_an_error(monkeypatch: pytest.MonkeyP
 
 
 def test_the_daemon_command_line() -> None:
-    cmd = pkgcache.command()
-    assert cmd[0] == pkgcache.DAEMON and f"Port:{pkgcache.PORT}" in cmd and "ForeGround:0" in cmd
-    assert any(c.startswith("PidFile:") for c in cmd) and pkgcache.proxy_url("10.1.2.1") == "http://10.1.2.1:3142"
+    assert pkgcache.command() == [pkgcache.DAEMON, "-c", str(pkgcache.CONFIG_DIR), "ForeGround:0"]
+    conf = dict(line.split(": ", 1) for line in pkgcache.config().splitlines() if ": " in line)
+    assert conf["Port"] == str(pkgcache.PORT) and conf["BindAddress"] == "0.0.0.0"
+    assert conf["ReportPage"] == "acng-report.html"  # what answering() asks for
+    assert not any(k.startswith("Remap-") for k in conf)  # files come from the mirror the hosts name
+    assert pkgcache.proxy_url("10.1.2.1") == "http://10.1.2.1:3142"
 
 
 def test_hosts_get_the_proxy_in_their_inventory_vars(tmp_path: Path) -> None:
