@@ -34,6 +34,10 @@ def _quiet(_message: str) -> None:
     return None
 
 
+def _no(_spec: HostSpec) -> bool:
+    return False
+
+
 @dataclass
 class UpReport:
     lab: str
@@ -107,6 +111,7 @@ class Lab:
             extra_hosts={o: self.topo.reach(host, o) for o in self.topo.hosts if o != host},
             address=h.address,
             user=h.user,
+            authorized_key=self.state.pubkey.read_text() if self.state.pubkey.exists() else "",
         )
 
     def address(self, host: str) -> str:
@@ -329,8 +334,8 @@ def reconcile(lab: Lab, say: Say = _quiet) -> Plan:
 
         def create(h: str) -> None:
             provider = lab.provider_for(h)
-            provider.create(lab.spec(h))
-            provider.start(lab.name, h)
+            if provider.create(lab.spec(h)) is not True:  # True: created and started at once
+                provider.start(lab.name, h)
 
         _parallel(create, todo.create)
     if todo.start:
@@ -389,7 +394,9 @@ def up(
                 f"the lab's state was lost (a new SSH key was made): putting the new key into "
                 f"{len(report.repaired)} existing host(s) through their provider"
             )
-        authorize(lab, todo.create + report.repaired)
+        # a new host that took the key at creation needs no second step (one podman exec per host)
+        given = [h for h in todo.create if getattr(lab.provider_for(h), "key_at_create", _no)(lab.spec(h))]
+        authorize(lab, [h for h in todo.create if h not in given] + report.repaired)
         phase("keys")
         lab.write_config()
         phase("inventory")

@@ -205,9 +205,16 @@ class PodmanProvider:
                     f"Fix: run 'labctl down --name {lab}', then bring the lab up again."
                 )
 
-    def create(self, spec: HostSpec) -> None:
+    def key_at_create(self, spec: HostSpec) -> bool:
+        """labctl's base image takes the lab's key from the host's environment at its first boot
+        (image.FIRST_KEY): no `podman exec` per new host. Another image gets it through authorize()."""
+        return spec.image is None and bool(spec.authorized_key)
+
+    def create(self, spec: HostSpec) -> bool:
+        """Create and start the host in one podman process (`podman run -d`)."""
         args = [
-            "create",
+            "run",
+            "--detach",
             "--runtime",
             "runc",
             "--systemd=always",
@@ -229,10 +236,13 @@ class PodmanProvider:
             args += ["--network", f"{network_name(spec.lab, net)}:{opts}"]
         for other, addr in spec.extra_hosts.items():
             args += ["--add-host", f"{other}:{addr}"]
+        if self.key_at_create(spec):
+            args += ["--env", f"{image.KEY_ENV}={spec.authorized_key.strip()}"]
         if spec.image is None and self._default_image is None:
             self._default_image = image.image_tag()
         args.append(spec.image or self._default_image or "")
         _podman(*args, what=f"to create host {spec.name!r}")
+        return True
 
     def authorize(self, lab: str, host: str, pubkey: str) -> None:
         """Make pubkey the key root accepts, through podman exec (works while SSH refuses the lab's key)."""
