@@ -75,6 +75,11 @@ def command() -> list[str]:
     return [DAEMON, "-c", str(CONFIG_DIR), "ForeGround:0"]
 
 
+def enabled() -> bool:
+    """True when hosts should use the cache: not turned off (LABCTL_PKGCACHE=off) and answering."""
+    return os.environ.get("LABCTL_PKGCACHE") != "off" and answering()
+
+
 def ensure(say: Say = lambda _m: None) -> bool:
     """Make sure the cache answers on PORT; start the daemon when it is installed and not running.
     False (with one line said) when there is none: hosts then download directly."""

@@ -311,7 +311,7 @@ class PodmanProvider:
     def package_proxies(self, specs: list[HostSpec]) -> dict[str, str]:
         """Host -> the URL of the shared package cache as the host reaches it (its first network's
         gateway: this machine); empty when the cache is not running."""
-        if not specs or not (self._cache or pkgcache.answering()):
+        if not specs or not (self._cache or pkgcache.enabled()):
             return {}
         gateways = {}
         for net in _network_list():

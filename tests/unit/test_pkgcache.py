@@ -56,6 +56,8 @@ def test_off_means_no_cache_and_nothing_started(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("LABCTL_PKGCACHE", "off")
     monkeypatch.setattr(pkgcache.subprocess, "run", lambda *a, **k: pytest.fail("must not start anything"))
     assert pkgcache.ensure() is False
+    monkeypatch.setattr(pkgcache, "answering", lambda *a, **k: True)
+    assert pkgcache.enabled() is False  # hosts are not told to use it either
 
 
 def test_not_installed_is_said_once_and_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
