@@ -12,6 +12,8 @@ Usage: .venv/bin/python bench/speed.py [lab] [scale] [mitogen]
            on all 30 through the shared cache, then 30 hosts download the same packages at once
            through it (apt checks every file's SHA256 against the signed index: a torn or mixed cache
            file fails the host).
+  cache    30 fresh hosts update and download the same packages at once through an empty private
+           cache, then again through the filled one (apt verifies every file).
   mitogen  on the running lab of `lab` (kept with --keep-lab): a bare warm ansible-playbook run with
            the linear strategy and with mitogen_linear, when mitogen is installed.
 
@@ -198,9 +200,64 @@ def bench_scale(args: argparse.Namespace, tmp: Path, hosts: int = 30) -> None:
         subprocess.run([LABCTL, "down", "--name", name], capture_output=True, env=env, check=False)
 
 
+def bench_cache(args: argparse.Namespace, tmp: Path, hosts: int = 30) -> None:
+    """hosts fresh hosts fetch the same indexes and packages at once through an EMPTY private cache
+    (concurrent misses of the same files), then again (all hits). apt checks every index against the
+    signed Release file and every .deb's SHA256 against the index: a torn or mixed file fails a host."""
+    name = f"{args.prefix}c{hosts}"
+    lab = tmp / f"{name}.yml"
+    plain_lab(lab, name, args.subnets[2], hosts)
+    cache = PrivateCache(tmp)
+    env = dict(os.environ, LABCTL_STATE_DIR=str(tmp / "state"), LABCTL_PKGCACHE="off")
+    subprocess.run([LABCTL, "down", "--name", name], capture_output=True, env=env, check=False)
+    try:
+        step(f"cache-up{hosts}", env, LABCTL, "up", "-f", str(lab), "--no-provision")
+        subprocess.run(
+            [sys.executable, "-c", "from labctl import pkgcache; pkgcache.ensure(print)"],
+            env=dict(os.environ, **cache.env),
+            check=True,
+        )
+        gateway = args.subnets[2].rsplit(".", 1)[0] + ".1"
+        proxy = f"-o Acquire::http::Proxy=http://{gateway}:{cache.port}"
+        cmd = (
+            "rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb && "
+            f"apt-get {proxy} -q update >/dev/null && "
+            f"apt-get {proxy} install -y -q --download-only {DOWNLOAD} >/dev/null && "
+            "ls /var/cache/apt/archives/*.deb | wc -l"
+        )
+        for wave in ("empty cache", "filled cache"):
+            s, r = step(
+                f"cache-{wave.split()[0]}",
+                env,
+                LABCTL,
+                "exec",
+                "-f",
+                str(lab),
+                "--all",
+                "--json",
+                "--",
+                "sh",
+                "-c",
+                cmd,
+            )
+            rows = json.loads(r.stdout or '{"hosts": []}')["hosts"]
+            ok = [h for h in rows if h["exit_code"] == 0]
+            debs = sorted({h["stdout"].strip() for h in ok})
+            show(
+                f"{hosts} hosts update+download at once, {wave}",
+                s,
+                r,
+                "every host from the mirror",
+                f"  {len(ok)}/{len(rows)} ok, .debs per host {debs}",
+            )
+    finally:
+        subprocess.run([LABCTL, "down", "--name", name], capture_output=True, env=env, check=False)
+        cache.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", nargs="*", default=["lab", "scale"], choices=["lab", "scale", "mitogen"])
+    parser.add_argument("what", nargs="*", default=["lab", "scale"], choices=["lab", "scale", "cache", "mitogen"])
     parser.add_argument("--subnets", nargs=3, default=["198.19.40.0/24", "198.19.41.0/24", "198.19.42.0/24"])
     parser.add_argument("--prefix", default="sp", help="lab name prefix")
     args = parser.parse_args()
@@ -213,6 +270,8 @@ def main() -> int:
             bench_lab(args, Path(tmp))
         if "scale" in args.what:
             bench_scale(args, Path(tmp))
+        if "cache" in args.what:
+            bench_cache(args, Path(tmp))
     return 0
 
 
