@@ -13,7 +13,7 @@ from labctl import paths, procs
 from labctl.topology import load
 
 NAME = "it-reup"
-SUBNET = "198.18.150.0/24"
+SUBNET = "198.18.163.0/24"
 BOOK = """---
 - name: Base on every host
   hosts: all
