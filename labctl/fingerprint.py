@@ -34,16 +34,42 @@ def _digest(data: bytes) -> str:
 @dataclass(frozen=True)
 class Play:
     hosts: str  # the play's host pattern, e.g. "memcached:memcached_clients"
-    roles: list[str]
+    roles: list[str]  # what runs, by unit: a role of `roles:`, or the play itself when it has tasks
     raw: dict[str, Any]
+    uses: dict[str, list[str]] = field(default_factory=dict)  # unit -> the roles whose files it runs
+
+
+_INCLUDES = {f"{ns}{verb}" for ns in ("", "ansible.builtin.") for verb in ("include_role", "import_role")}
+
+
+def _included_roles(tasks: Any) -> list[str]:
+    """Roles a list of tasks includes or imports (blocks too)."""
+    out: list[str] = []
+    for task in tasks or []:
+        if not isinstance(task, dict):
+            continue
+        for key, value in task.items():
+            if key in _INCLUDES and isinstance(value, dict) and value.get("name"):
+                out.append(str(value["name"]))
+            elif key in ("block", "rescue", "always"):
+                out += _included_roles(value)
+    return out
 
 
 def load_plays(playbook: Path) -> list[Play]:
+    """The playbook's plays. A play's `roles:` are units of their own; a play with tasks is one unit,
+    named after the play, whose inputs are the roles its tasks include."""
     data = yaml.safe_load(playbook.read_text()) or []
     plays = []
     for raw in data:
         roles = [r["role"] if isinstance(r, dict) else str(r) for r in raw.get("roles") or []]
-        plays.append(Play(str(raw.get("hosts", "")), roles, raw))
+        uses = {r: [r] for r in roles}
+        if any(raw.get(k) for k in ("pre_tasks", "tasks", "post_tasks", "handlers")):
+            unit = f"play {raw.get('name', raw.get('hosts'))!r}"
+            included = [_included_roles(raw.get(k)) for k in ("pre_tasks", "tasks", "post_tasks", "handlers")]
+            uses[unit] = list(dict.fromkeys(r for found in included for r in found))
+            roles.append(unit)
+        plays.append(Play(str(raw.get("hosts", "")), roles, raw, uses))
     return plays
 
 
@@ -147,12 +173,13 @@ def fingerprints(
             # the play itself counts as one of its roles' inputs (less its host pattern: membership shows
             # in the roles a host has)
             text = json.dumps({k: v for k, v in play.raw.items() if k != "hosts"}, sort_keys=True, default=str)
-            for role in play.roles:
-                if role not in files:
-                    files[role] = role_files(role_dir(role, playbook, roles_dir))
-                roles.setdefault(role, dict(files[role]))[f"play {play.raw.get('name', play.hosts)!r}"] = _digest(
-                    text.encode()
-                )
+            for unit in play.roles:
+                inputs = roles.setdefault(unit, {})
+                for role in play.uses.get(unit, []):
+                    if role not in files:
+                        files[role] = role_files(role_dir(role, playbook, roles_dir))
+                    inputs.update({(f if role == unit else f"{role}/{f}"): d for f, d in files[role].items()})
+                inputs[f"play {play.raw.get('name', play.hosts)!r}"] = _digest(text.encode())
         out[host] = Fingerprint(identity, host_vars(inventory, host), roles)
     return out
 

@@ -167,7 +167,34 @@ def test_the_real_site_playbook(tmp_path: Path) -> None:
     """Every role of site.yml is found in roles/, and the default lab's groups pick the roles."""
     inv = {"all": {"hosts": {"web": {}}, "children": {"mongrel2": {"hosts": {"web": None}}}}}
     fps = fp.fingerprints(SITE_PLAYBOOK, ROLES_DIR, inv, {"web": "podman:1"})
-    assert list(fps["web"].roles) == ["common", "mongrel2"]
+    routes = 'play "Routes through the lab\'s gateways (after them, so every later install crosses their NAT)"'
+    assert list(fps["web"].roles) == ["common", routes, "mongrel2"]
+    assert "common/tasks/routes.yml" in fps["web"].roles[routes]  # the role its tasks include
     assert all(fps["web"].roles[r] for r in fps["web"].roles)
     sdn = fp.role_files(ROLES_DIR / "sdn_controller")
     assert any(f.startswith("../../labctl/sdn/controller/") for f in sdn)
+
+
+def test_a_play_of_tasks_is_a_unit_of_its_own(tmp_path: Path) -> None:
+    """A play with tasks (here: including a task file of role base) runs when what it includes changed,
+    and a partial playbook keeps it for those hosts."""
+    book = project(tmp_path)
+    book.write_text(
+        PLAYBOOK
+        + """- name: Routes
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Include
+      ansible.builtin.include_role:
+        name: base
+        tasks_from: main.yml
+"""
+    )
+    old = roundtrip(prints(book))
+    assert list(old["c"].roles) == ["base", "play 'Routes'"] if old["c"] else False
+    (tmp_path / "roles" / "base" / "tasks" / "main.yml").write_text("---\n[] # changed\n")
+    todo = fp.plan(old, prints(book))
+    assert todo["c"].roles == {"base": "changed: tasks/main.yml", "play 'Routes'": "changed: base/tasks/main.yml"}
+    plays = yaml.safe_load(fp.partial_playbook(book, todo, ["a", "b", "c"]))
+    assert [(p["name"], p["hosts"]) for p in plays] == [("Base", "a,b,c"), ("Routes", "a,b,c")]
