@@ -5,7 +5,7 @@ Usage: .venv/bin/python bench/speed.py [lab] [scale] [mitogen]
            [--subnets 198.19.40.0/24 198.19.41.0/24 198.19.42.0/24] [--prefix sp] [--keep-cache]
 
   lab      the default lab (renamed <prefix>def, on the first two subnets): a cold `up --no-smoke`
-           from an EMPTY package cache (a private apt-cacher-ng on port 3143), a warm re-`up` with
+           from an EMPTY package cache (a private apt-cacher-ng on port 3148), a warm re-`up` with
            nothing changed against a bare `ansible-playbook -i "$(labctl inventory)"` run, `smoke`,
            `down`, and a second cold `up --no-smoke` from the now filled cache.
   scale    30 plain hosts (lab <prefix>30, third subnet): created (per phase), `common` converged
@@ -91,9 +91,9 @@ def converge_line(stderr: str) -> str:
 
 
 class PrivateCache:
-    """An empty apt-cacher-ng of the bench's own (port 3143, a temporary cache directory)."""
+    """An empty apt-cacher-ng of the bench's own (port 3148, a temporary cache directory)."""
 
-    def __init__(self, tmp: Path, port: int = 3143) -> None:
+    def __init__(self, tmp: Path, port: int = 3148) -> None:
         self.env = {"LABCTL_PKGCACHE_PORT": str(port), "LABCTL_PKGCACHE_DIR": str(tmp / "acng")}
         self.port = port
 

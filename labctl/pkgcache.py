@@ -20,10 +20,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-PORT = int(os.environ.get("LABCTL_PKGCACHE_PORT", "3142"))
+# labctl's own port and cache directory, not the Debian package's (3142, /var/cache/apt-cacher-ng): where
+# the package's service runs too (a machine with systemd), with its own settings, the two never share files
+PORT = int(os.environ.get("LABCTL_PKGCACHE_PORT", "3149"))
 DAEMON = "/usr/sbin/apt-cacher-ng"
 SUPPORT_DIR = "/usr/lib/apt-cacher-ng"
-CACHE_DIR = Path(os.environ.get("LABCTL_PKGCACHE_DIR", "/var/cache/apt-cacher-ng"))
+CACHE_DIR = Path(os.environ.get("LABCTL_PKGCACHE_DIR", "/var/cache/labctl/apt-cacher-ng"))
 # labctl's own configuration, run and log directories (per port: a bench may run a private, empty cache)
 CONFIG_DIR = Path(f"/var/lib/labctl/apt-cacher-ng-{PORT}")
 RUN_DIR = Path(f"/run/labctl-acng-{PORT}")

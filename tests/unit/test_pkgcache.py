@@ -75,7 +75,7 @@ def test_the_daemon_command_line() -> None:
     assert conf["Port"] == str(pkgcache.PORT) and conf["BindAddress"] == "0.0.0.0"
     assert conf["ReportPage"] == "acng-report.html"  # what answering() asks for
     assert not any(k.startswith("Remap-") for k in conf)  # files come from the mirror the hosts name
-    assert pkgcache.proxy_url("10.1.2.1") == "http://10.1.2.1:3142"
+    assert pkgcache.proxy_url("10.1.2.1") == f"http://10.1.2.1:{pkgcache.PORT}"
 
 
 def test_hosts_get_the_proxy_in_their_inventory_vars(tmp_path: Path) -> None:
