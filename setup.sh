@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PACKAGES=(podman runc debootstrap netavark aardvark-dns uidmap openssh-client iptables python3-venv git ca-certificates graphviz bash-completion)
+PACKAGES=(podman runc debootstrap netavark aardvark-dns uidmap openssh-client iptables python3-venv git ca-certificates graphviz bash-completion apt-cacher-ng)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -51,6 +51,7 @@ def run_playbook(
     progress: Progress = lambda _e: None,
     extra_args: list[str] | None = None,
     label: str = "converge",
+    env: dict[str, str] | None = None,
 ) -> PlaybookRun:
     """Run a playbook with the lab's ansible.cfg; stdout goes to a log file, events to progress()."""
     state.log_dir.mkdir(parents=True, exist_ok=True)
@@ -58,7 +59,13 @@ def run_playbook(
     log = state.log_dir / f"{label}-{stamp}.log"
     events = state.log_dir / f"{label}-{stamp}.events"
     events.write_text("")
-    env = dict(os.environ, ANSIBLE_CONFIG=str(state.ansible_cfg), LABCTL_EVENTS=str(events), ANSIBLE_FORCE_COLOR="0")
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(state.ansible_cfg),
+        LABCTL_EVENTS=str(events),
+        ANSIBLE_FORCE_COLOR="0",
+        **(env or {}),
+    )
     cmd = [_bin("ansible-playbook"), str(playbook), *(extra_args or [])]
     run = PlaybookRun(returncode=-1, log=log)
     with open(log, "w") as out, open(events) as feed:

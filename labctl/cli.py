@@ -122,7 +122,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         with progress.shown():
             report = lab.up(
-                target, say=ui.say, converge=not args.no_provision, progress=progress, **options
+                target,
+                say=ui.say,
+                converge=not args.no_provision,
+                progress=progress,
+                force="up --force" if args.force else "",
+                **options,
             )
     except KeyboardInterrupt:
         ui.err.print(
@@ -132,6 +137,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 130
     if not report.created and not report.started and not report.removed and not report.repaired:
         ui.say("hosts: all present and running, nothing recreated")
+    if report.phases:
+        ui.say("hosts phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in report.phases.items()))
     if report.converge is not None:
         ui.converge_summary(report.converge)
         if not report.converge.ok:
@@ -187,8 +194,9 @@ def cmd_provision(args: argparse.Namespace) -> int:
     running = _running(args)
     progress = ui.ConvergeProgress()
     with progress.shown():
-        report = lab.up(running, say=ui.say, converge=True, progress=progress)
-    assert report.converge is not None
+        report = lab.up(running, say=ui.say, converge=True, progress=progress, force="provision")
+    if report.converge is None:
+        return 0
     ui.converge_summary(report.converge)
     return 0 if report.converge.ok else 1
 
@@ -497,6 +505,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("up", cmd_up, "create or reconcile the lab's hosts, converge them, run the smoke checks")
     lab_args(p)
     p.add_argument("--no-provision", action="store_true", help="only create and start the hosts")
+    p.add_argument(
+        "--force", action="store_true", help="converge every role on every host, changed or not (as provision)"
+    )
     p.add_argument("--no-smoke", action="store_true", help="skip the smoke checks at the end")
     p.add_argument("--locked", action="store_true", help="install exactly the versions of LAB.lock (beside LAB.yml)")
     p.add_argument("--from", dest="from_archive", metavar="ARCHIVE", help="restore a lab saved with 'labctl save'")

@@ -108,6 +108,10 @@ class FabricRunner:
                 f"cannot copy {path} to host {host!r} over SSH ({exc}). Fix: check 'labctl status'."
             ) from None
 
+    def fork(self) -> FabricRunner:
+        """A runner to the same hosts on connections of its own (for another thread)."""
+        return FabricRunner(self.targets)
+
     def close(self) -> None:
         for conn in self._conns.values():
             conn.close()

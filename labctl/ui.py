@@ -188,7 +188,7 @@ def smoke_table(results: list[CheckResult]) -> None:
     failed = sum(not r.ok for r in results)
     passed = sum(r.status == "passed" for r in results)
     skipped = sum(r.status == "skipped" for r in results)
-    out.print(f"smoke: {passed} passed, {failed} failed, {skipped} skipped in {total:.1f} s")
+    out.print(f"smoke: {passed} passed, {failed} failed, {skipped} skipped ({total:.1f} s of checks, services at once)")
 
 
 def timings(values: dict[str, float]) -> None:

@@ -22,6 +22,8 @@ class HostSpec:
     address: str | None = None  # static hosts: where they are reached
     user: str = "root"
     options: dict[str, Any] = field(default_factory=dict)  # backend-specific settings from the topology
+    # the lab's public key: a provider whose new hosts can take it at creation (key_at_create) gives it
+    authorized_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,9 @@ class Provider(Protocol):
         """Raise LabError when a resource name the lab needs is held by another lab (before anything is made)."""
         ...
 
-    def create(self, spec: HostSpec) -> None: ...
+    def create(self, spec: HostSpec) -> bool | None:
+        """Make the host; True when it is started too (else labctl calls start())."""
+        ...
 
     def authorize(self, lab: str, host: str, pubkey: str) -> None:
         """Make pubkey (the text of a public key) the one root accepts on the running host, without SSH

@@ -1,20 +1,40 @@
 """The base image: a Debian 12 root file system with systemd, built by debootstrap and imported
-into podman. The tag carries a hash of the recipe, so a changed recipe builds a new image."""
+into podman. The tag carries a hash of the recipe, so a changed recipe builds a new image.
+
+What every lab host installs (the common role's ``common_packages``) is in the image already, so a
+cold converge of ``common`` finds them present. debootstrap downloads through the shared package
+cache (labctl.pkgcache) when it runs."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import yaml
+
+from labctl import paths, pkgcache
 from labctl.errors import LabError
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
-PACKAGES = (
+
+
+def common_packages(defaults: Path | None = None) -> tuple[str, ...]:
+    """The common role's ``common_packages`` (plain names only), so the image has what every host gets."""
+    path = defaults or paths.ROLES_DIR / "common" / "defaults" / "main.yml"
+    try:
+        names = (yaml.safe_load(path.read_text()) or {}).get("common_packages") or []
+    except (OSError, yaml.YAMLError):
+        return ()
+    return tuple(n for n in names if isinstance(n, str) and n and "{" not in n)
+
+
+BASE_PACKAGES = (
     "systemd",
     "systemd-sysv",
     "dbus",
@@ -27,6 +47,19 @@ PACKAGES = (
     "procps",
     "ca-certificates",
 )
+PACKAGES = tuple(dict.fromkeys((*BASE_PACKAGES, *common_packages())))
+# A new host's first boot: the lab's public key, given in its environment, becomes root's key (so labctl
+# needs no `podman exec` per host); a key already there (put in later by `labctl up`) is kept.
+KEY_ENV = "LABCTL_AUTHORIZED_KEY"
+FIRST_KEY = f"""#!/bin/sh
+# Written by labctl's image recipe (labctl/providers/image.py).
+[ -s /root/.ssh/authorized_keys ] && exit 0
+key=$(tr '\\0' '\\n' < /proc/1/environ | sed -n 's/^{KEY_ENV}=//p')
+[ -n "$key" ] || exit 0
+install -d -m 700 /root/.ssh
+umask 077
+printf '%s\\n' "$key" > /root/.ssh/authorized_keys
+"""
 # Files written into the tree after debootstrap: path -> content.
 FILES = {
     "etc/apt/sources.list": (
@@ -36,13 +69,36 @@ FILES = {
     ),
     # Host keys are made per container at boot, never shared through the image.
     "etc/systemd/system/ssh.service.d/10-hostkeys.conf": (
-        "[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n"
+        # one ed25519 key (an RSA key costs seconds of CPU per host at boot, 30 hosts at once)
+        "[Service]\nExecStartPre=\n"
+        "ExecStartPre=/bin/sh -c 'test -e /etc/ssh/ssh_host_ed25519_key || "
+        "/usr/bin/ssh-keygen -q -t ed25519 -N \"\" -f /etc/ssh/ssh_host_ed25519_key'\n"
+        "ExecStartPre=/usr/sbin/sshd -t\n"
+        "ExecStartPre=/bin/sh /usr/local/sbin/labctl-first-key\n"
     ),
+    "usr/local/sbin/labctl-first-key": FIRST_KEY,
+    "etc/ssh/sshd_config.d/05-labctl-hostkey.conf": "HostKey /etc/ssh/ssh_host_ed25519_key\n",
     "etc/ssh/sshd_config.d/10-labctl.conf": (
         "PermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n"
     ),
     "etc/hostname": "labctl\n",
 }
+# Units that do nothing useful in a container but cost boot time (e2scrub, kernel modules and file
+# systems the host owns) or take apt's lock during a converge (apt-daily): masked.
+MASKED = (
+    "e2scrub_reap.service",
+    "e2scrub_all.timer",
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "dpkg-db-backup.timer",
+    "modprobe@.service",
+    "systemd-modules-load.service",
+    "dev-hugepages.mount",
+    "sys-kernel-debug.mount",
+    "sys-kernel-tracing.mount",
+    "sys-kernel-config.mount",
+    "sys-fs-fuse-connections.mount",
+)
 REPOSITORY = "localhost/labctl/debian"
 IMAGE_LABEL = "labctl.image"
 # podman import --change instructions
@@ -52,7 +108,7 @@ CHANGES = ('CMD ["/sbin/init"]', "STOPSIGNAL SIGRTMIN+3", f"LABEL {IMAGE_LABEL}=
 def recipe_hash() -> str:
     """A short hash of everything that shapes the image."""
     digest = hashlib.sha256()
-    for part in (SUITE, MIRROR, *PACKAGES, *CHANGES, *sorted(f"{k}={v}" for k, v in FILES.items())):
+    for part in (SUITE, MIRROR, *PACKAGES, *CHANGES, *sorted(f"{k}={v}" for k, v in FILES.items()), *MASKED):
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()[:12]
 
@@ -86,6 +142,9 @@ def build(progress: Callable[[str], None] = lambda _msg: None, force: bool = Fal
     for tool in ("debootstrap", "podman"):
         if shutil.which(tool) is None:
             raise LabError(f"'{tool}' is not installed: run apt-get install debootstrap podman runc.")
+    env = dict(os.environ)
+    if pkgcache.ensure(progress):
+        env["http_proxy"] = pkgcache.proxy_url("127.0.0.1")
     with tempfile.TemporaryDirectory(prefix="labctl-rootfs-", dir="/var/tmp") as tmp:
         root = Path(tmp) / "rootfs"
         progress(f"debootstrap {SUITE} ({len(PACKAGES)} packages)")
@@ -99,12 +158,17 @@ def build(progress: Callable[[str], None] = lambda _msg: None, force: bool = Fal
                 MIRROR,
             ],
             "running debootstrap",
+            env=env,
         )
         progress("configuring the tree")
         for rel, content in FILES.items():
             path = root / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(content)
+        for unit in MASKED:
+            link = root / "etc/systemd/system" / unit
+            link.unlink(missing_ok=True)
+            link.symlink_to("/dev/null")
         for key in (root / "etc/ssh").glob("ssh_host_*"):
             key.unlink()
         (root / "etc/machine-id").write_text("")
@@ -122,10 +186,24 @@ def build(progress: Callable[[str], None] = lambda _msg: None, force: bool = Fal
     return tag
 
 
+KEEP_OTHERS = "24h"  # another recipe's image is kept this long: a second checkout of labctl may use it
+
+
 def _remove_old_images(current: str) -> None:
-    """Drop images of older recipes and untagged leftovers of a forced rebuild, unless a container uses them."""
+    """Drop images of other recipes made more than KEEP_OTHERS ago and untagged leftovers of a forced
+    rebuild, unless a container uses them. (Two checkouts of labctl on one machine, e.g. before and
+    after a recipe change, would otherwise remove each other's image at every build.)"""
     listing = subprocess.run(
-        ["podman", "images", "--filter", f"reference={REPOSITORY}", "--format", "{{.Repository}}:{{.Tag}}"],
+        [
+            "podman",
+            "images",
+            "--filter",
+            f"reference={REPOSITORY}",
+            "--filter",
+            f"until={KEEP_OTHERS}",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from labctl import hostlimits, hostnet, kernellog
+from labctl import hostlimits, hostnet, kernellog, pkgcache
 from labctl.errors import LabError
 from labctl.hostnet import Reserved
 from labctl.names import is_host_name, is_lab_name
@@ -122,6 +122,7 @@ class PodmanProvider:
 
     def __init__(self) -> None:
         self._default_image: str | None = None
+        self._cache = False
 
     def prepare(self, hosts: list[HostSpec], say: Say) -> None:
         """Raise the host's inotify limits if the hosts about to start need more (before anything is
@@ -130,6 +131,7 @@ class PodmanProvider:
             running = {h for h, info in self.list(hosts[0].lab).items() if info.state == "running"}
             hostlimits.ensure_inotify(len([h for h in hosts if h.name not in running]), say)
             kernellog.ensure_netns_logging(say)
+            self._cache = pkgcache.ensure(say)
         if any(h.image is None for h in hosts):
             self._default_image = image.build(progress=say)
 
@@ -211,9 +213,16 @@ class PodmanProvider:
                     f"Fix: run 'labctl down --name {lab}', then bring the lab up again."
                 )
 
-    def create(self, spec: HostSpec) -> None:
+    def key_at_create(self, spec: HostSpec) -> bool:
+        """labctl's base image takes the lab's key from the host's environment at its first boot
+        (image.FIRST_KEY): no `podman exec` per new host. Another image gets it through authorize()."""
+        return spec.image is None and bool(spec.authorized_key)
+
+    def create(self, spec: HostSpec) -> bool:
+        """Create and start the host in one podman process (`podman run -d`)."""
         args = [
-            "create",
+            "run",
+            "--detach",
             "--runtime",
             "runc",
             "--systemd=always",
@@ -235,10 +244,13 @@ class PodmanProvider:
             args += ["--network", f"{network_name(spec.lab, net)}:{opts}"]
         for other, addr in spec.extra_hosts.items():
             args += ["--add-host", f"{other}:{addr}"]
+        if self.key_at_create(spec):
+            args += ["--env", f"{image.KEY_ENV}={spec.authorized_key.strip()}"]
         if spec.image is None and self._default_image is None:
             self._default_image = image.image_tag()
         args.append(spec.image or self._default_image or "")
         _podman(*args, what=f"to create host {spec.name!r}")
+        return True
 
     def authorize(self, lab: str, host: str, pubkey: str) -> None:
         """Make pubkey the key root accepts, through podman exec (works while SSH refuses the lab's key)."""
@@ -364,6 +376,24 @@ class PodmanProvider:
 
     def address(self, spec: HostSpec) -> str:
         return next(iter(spec.networks.values()))
+
+    def package_proxies(self, specs: list[HostSpec]) -> dict[str, str]:
+        """Host -> the URL of the shared package cache as the host reaches it (its first network's
+        gateway: this machine); empty when the cache is not running."""
+        if not specs or not (self._cache or pkgcache.enabled()):
+            return {}
+        gateways = {}
+        for net in _network_list():
+            subnets = net.get("subnets") or []
+            if subnets and subnets[0].get("gateway"):
+                gateways[net["name"]] = subnets[0]["gateway"]
+        out = {}
+        for spec in specs:
+            first = next(iter(spec.networks), None)
+            gateway = gateways.get(network_name(spec.lab, first)) if first else None
+            if gateway:
+                out[spec.name] = pkgcache.proxy_url(gateway)
+        return out
 
     def list(self, lab: str, hosts: list[HostSpec] | None = None) -> dict[str, HostInfo]:
         """Every container of the lab, by its labels (hosts no longer in the topology too)."""

@@ -30,6 +30,8 @@ from labctl.smoke.base import CheckFailed, CheckSkipped, Context, Result, check
 
 SERVICE = "nat_gateway"
 GROUP = "nat_gateway"
+# the port forwards reach services that mongrel2's checks restart: run after them, not beside them
+AFTER = ("mongrel2",)
 
 _PROBE_TEXT = (Path(__file__).parent / "files" / "nat_gateway_probe.py").read_text()
 _PROBE = "/tmp/labctl-nat-gateway-probe.py"

@@ -20,3 +20,11 @@ def test_a_changed_recipe_changes_the_tag(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.undo()
     monkeypatch.setitem(image.FILES, "etc/motd", "hello\n")
     assert image.image_tag() != before
+
+
+def test_the_image_has_what_every_host_installs() -> None:
+    """common_packages of the common role are in the recipe (and so in its hash)."""
+    common = image.common_packages()
+    assert "curl" in common and "netcat-openbsd" in common
+    assert set(common) <= set(image.PACKAGES)
+    assert len(image.PACKAGES) == len(set(image.PACKAGES))
