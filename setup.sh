@@ -9,11 +9,18 @@ missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "» apt-get install ${missing[*]}"
+# The qemu provider (VMs): qemu without its recommends (no GUI, no firmware for other machines).
+VM_PACKAGES=(qemu-system-x86 qemu-utils e2fsprogs iproute2)
+vm_missing=()
+for pkg in "${VM_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || vm_missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ] || [ ${#vm_missing[@]} -gt 0 ]; then
+  echo "» apt-get install ${missing[*]} ${vm_missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${missing[@]}" >/dev/null
+  if [ ${#missing[@]} -gt 0 ]; then apt-get install -y -qq "${missing[@]}" >/dev/null; fi
+  if [ ${#vm_missing[@]} -gt 0 ]; then apt-get install -y -qq --no-install-recommends "${vm_missing[@]}" >/dev/null; fi
 fi
 
 # Every systemd container holds inotify instances of root's: Debian's 128 lasts for about 16 hosts.

@@ -31,7 +31,7 @@ from labctl import (
 )
 from labctl.cli_args import lab_args
 from labctl.errors import LabError
-from labctl.providers import image
+from labctl.providers import image, vmimage
 from labctl.smoke.context import context_for
 from labctl.smoke.runner import run_checks
 
@@ -118,7 +118,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         target = lab.Lab(topo)
         options, lock_file = _locked_up(target) if args.locked else ({"unlock": True}, None)
     progress = ui.ConvergeProgress()
-    ui.say(f"lab {topo.name}: {len(topo.hosts)} hosts on {topo.provider} ({topo.path})")
+    counts: dict[str, int] = {}
+    for host in topo.hosts.values():
+        counts[host.provider] = counts.get(host.provider, 0) + 1
+    on = ", ".join(f"{n} on {p}" for p, n in counts.items())
+    ui.say(f"lab {topo.name}: {len(topo.hosts)} hosts, {on} ({topo.path})")
     try:
         with progress.shown():
             report = lab.up(
@@ -454,6 +458,13 @@ def cmd_restart(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_console(args: argparse.Namespace) -> int:
+    running = _running(args)
+    running.require_host(args.host, "console")
+    interactive = sys.stdin.isatty() and sys.stdout.isatty() and not args.log
+    return running.provider_for(args.host).show_console(running.name, args.host, interactive)
+
+
 def cmd_inventory(args: argparse.Namespace) -> int:
     running = _running(args)
     state, topo = running.state, running.topo
@@ -486,7 +497,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 def cmd_image_build(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
-    tag = image.build(progress=ui.say, force=args.force)
+    tag = vmimage.build(ui.say, force=args.force).tag if args.vm else image.build(progress=ui.say, force=args.force)
     ui.say(f"{tag} ready in {time.monotonic() - t0:.1f} s")
     return 0
 
@@ -597,6 +608,11 @@ def build_parser() -> argparse.ArgumentParser:
     lab_args(p)
     p.add_argument("hosts", nargs="*", metavar="HOST")
 
+    p = verb("console", cmd_console, "show a host's console: a VM's serial console (interactive on a terminal)")
+    lab_args(p)
+    p.add_argument("--log", action="store_true", help="print the console log even on a terminal")
+    p.add_argument("host")
+
     p = verb("inventory", cmd_inventory, "print the path of the lab's Ansible inventory")
     lab_args(p)
     p.add_argument("--json", action="store_true", help="print paths and connection vars as JSON")
@@ -608,6 +624,7 @@ def build_parser() -> argparse.ArgumentParser:
     isub = p.add_subparsers(dest="image_verb", required=True, metavar="ACTION")
     b = isub.add_parser("build", help="build the base image (debootstrap + podman import)")
     b.add_argument("--force", action="store_true", help="rebuild even if the image exists")
+    b.add_argument("--vm", action="store_true", help="build the VM image (base tree + kernel, qcow2) instead")
     b.set_defaults(fn=cmd_image_build)
     _add_extensions(sub)
     return parser

@@ -9,7 +9,6 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from labctl import fingerprint, hostnet, inventory, inventory_vars, iptables, pa
 from labctl.ansible_run import PlaybookRun, Progress, run_playbook
 from labctl.errors import Interrupted, LabError
 from labctl.names import validate_lab_name
-from labctl.providers import HostInfo, HostSpec, NetworkSpec, Provider, get_provider, provider_names
+from labctl.providers import HostInfo, HostSpec, NetworkSpec, Provider, get_provider, provider_names, teardown_order
 from labctl.remote import FabricRunner, Target, wait_for_ssh
 from labctl.state import LabState, all_labs, state_root, write_atomic
 from labctl.topology import Topology, check_overlaps, load, parse
@@ -135,6 +134,7 @@ class Lab:
             address=h.address,
             user=h.user,
             authorized_key=self.state.pubkey.read_text() if self.state.pubkey.exists() else "",
+            options=dict(h.vm),
         )
 
     def address(self, host: str) -> str:
@@ -247,20 +247,35 @@ def require(topo: Topology | None, state: LabState) -> Lab:
 
 
 def _parallel(fn: Callable[[str], None], hosts: list[str]) -> None:
-    """Run fn for every host at once; raise one error naming every host that failed."""
+    """Run fn for every host at once (at most 8 at a time); raise one error naming every host that failed.
+
+    Daemon threads: Ctrl-C returns at once instead of waiting for every host (a VM booting may take
+    minutes); what was half-made is found again by 'labctl down'."""
     if not hosts:
         return
     errors: dict[str, str] = {}
-    with ThreadPoolExecutor(max_workers=min(WORKERS, len(hosts))) as pool:
-        futures = {h: pool.submit(fn, h) for h in hosts}
-        for host, fut in futures.items():
+    crashes: list[BaseException] = []
+    slots = threading.Semaphore(WORKERS)
+
+    def work(host: str) -> None:
+        with slots:
             try:
-                fut.result()
+                fn(host)
             except LabError as exc:
                 errors[host] = str(exc)
+            except Exception as exc:
+                crashes.append(exc)  # a bug: re-raised below with its traceback
+
+    threads = [threading.Thread(target=work, args=(h,), daemon=True, name=f"labctl-{h}") for h in hosts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if crashes:
+        raise crashes[0]
     if errors:
         sep = "\n" if any("\n" in m for m in errors.values()) else "; "
-        detail = sep.join(f"{h}: {m}" for h, m in errors.items())
+        detail = sep.join(f"{h}: {errors[h]}" for h in hosts if h in errors)
         raise LabError(f"{len(errors)} host(s) failed: {detail}")
 
 
@@ -498,7 +513,7 @@ def down(name: str, say: Say = _quiet) -> list[str]:
         removed: list[str] = []
         had_state = state.dir.exists()
         try:
-            for provider_name in provider_names():
+            for provider_name in teardown_order():
                 removed += get_provider(provider_name).destroy_lab(name)
             if runtime.remove_control_dir(state):
                 removed.append("SSH control socket directory")
@@ -528,9 +543,12 @@ def leftovers(name: str, state: LabState) -> list[str]:
         except LabError:
             left.append(f"possibly hosts and networks ({provider_name} did not answer)")
     if hosts:
-        left.append(f"{len(hosts)} container(s) ({', '.join(sorted(hosts))})")
+        left.append(f"{len(hosts)} host(s) ({', '.join(sorted(hosts))})")
     if nets:
         left.append(f"{len(nets)} network(s) ({', '.join(sorted(nets))})")
+    for provider_name in teardown_order():
+        with contextlib.suppress(LabError):
+            left += get_provider(provider_name).remains(name)
     if runtime.control_path_dir(state).exists():
         left.append(f"the SSH control socket directory {runtime.control_path_dir(state)}")
     if state.dir.exists():

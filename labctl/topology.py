@@ -17,7 +17,7 @@ import yaml
 
 from labctl.errors import LabError, printable
 from labctl.names import HOST_NAME, LAB_NAME, validate_lab_name
-from labctl.providers import provider_names
+from labctl.providers import host_settings, provider_names
 from labctl.userchecks import UserCheck
 from labctl.userchecks import parse as parse_checks
 
@@ -59,6 +59,7 @@ class Host:
     user: str = "root"
     key: str | None = None
     provider: str = "podman"  # the lab's provider unless the host names another
+    vm: dict[str, Any] = field(default_factory=dict)  # VM sizes (providers that run VMs): cpus, memory, kernel_args
 
 
 @dataclass
@@ -373,7 +374,10 @@ def _parse_hosts(
         where = f"hosts[{i}]"
         item = _mapping(err, item, where)
         _check_keys(
-            err, item, where, {"name", "groups", "networks", "addresses", "vars", "address", "user", "key", "provider"}
+            err,
+            item,
+            where,
+            {"name", "groups", "networks", "addresses", "vars", "address", "user", "key", "provider", "vm"},
         )
         hname = item.get("name")
         if not isinstance(hname, str) or not _HOSTNAME.fullmatch(hname):
@@ -444,8 +448,32 @@ def _parse_hosts(
             user=user,
             key=key,
             provider=host_provider,
+            vm=_parse_vm(err, item, where, host_provider),
         )
     return hosts
+
+
+def _parse_vm(err: _Errors, item: dict[str, Any], where: str, provider: str) -> dict[str, Any]:
+    """`vm: {cpus, memory, kernel_args}`, for hosts whose provider runs VMs."""
+    if "vm" not in item:
+        return {}
+    where = f"{where}.vm"
+    if "vm" not in host_settings(provider):
+        raise err.fail(
+            where,
+            f"provider {provider!r} runs no virtual machines",
+            "remove 'vm:' or give the host 'provider: qemu'",
+        )
+    vm = _mapping(err, item["vm"], where)
+    _check_keys(err, vm, where, {"cpus", "memory", "kernel_args"})
+    cpus, memory = vm.get("cpus", 1), vm.get("memory", 512)
+    if not isinstance(cpus, int) or isinstance(cpus, bool) or not 1 <= cpus <= 64:
+        raise err.fail(f"{where}.cpus", f"{cpus!r} is not a number of vCPUs", "give a whole number from 1 to 64")
+    if not isinstance(memory, int) or isinstance(memory, bool) or not 256 <= memory <= 1048576:
+        raise err.fail(f"{where}.memory", f"{memory!r} is not a memory size", "give MiB as a whole number, >= 256")
+    if not isinstance(vm.get("kernel_args", ""), str):
+        raise err.fail(f"{where}.kernel_args", "expected a string", "write extra kernel arguments as one string")
+    return dict(vm)
 
 
 def _static_fields(err: _Errors, item: dict[str, Any], where: str, provider: str) -> tuple[str | None, str, str | None]:

@@ -103,14 +103,21 @@ def converge_summary(run: PlaybookRun) -> None:
 
 def status_table(lab: str, rows: list[dict[str, Any]]) -> None:
     table = Table(title=f"lab {lab}", title_justify="left")
-    for col in ("host", "groups", "addresses", "state"):
+    for col in ("host", "groups", "addresses", "provider", "state"):
         table.add_column(col)
     for row in rows:
         addrs = ", ".join(f"{net}={ip}" for net, ip in row["addresses"].items())
         color = "green" if row["state"] in ("running", "static") else "red"
         state = escape(row["state"])
+        provider = str(row.get("provider") or "-")
+        if row.get("accelerator"):
+            provider += f" ({row['accelerator']})"
         table.add_row(
-            escape(row["name"]), escape(", ".join(row["groups"]) or "-"), escape(addrs), f"[{color}]{state}[/]"
+            escape(row["name"]),
+            escape(", ".join(row["groups"]) or "-"),
+            escape(addrs),
+            escape(provider),
+            f"[{color}]{state}[/]",
         )
     out.print(table)
 

@@ -11,7 +11,17 @@ from collections.abc import Callable
 from labctl.errors import LabError
 from labctl.providers.base import HostInfo, HostSpec, NetworkSpec, Provider
 
-__all__ = ["HostInfo", "HostSpec", "NetworkSpec", "Provider", "get_provider", "provider_names", "register"]
+__all__ = [
+    "HostInfo",
+    "HostSpec",
+    "NetworkSpec",
+    "Provider",
+    "get_provider",
+    "host_settings",
+    "provider_names",
+    "register",
+    "teardown_order",
+]
 
 _REGISTRY: dict[str, Callable[[], Provider]] = {}
 
@@ -33,6 +43,19 @@ def provider_names() -> tuple[str, ...]:
     return tuple(sorted(_REGISTRY))
 
 
+def host_settings(name: str) -> frozenset[str]:
+    """Per-host topology keys a provider reads besides the common ones (e.g. qemu: ``vm``)."""
+    _load()
+    return frozenset(getattr(_REGISTRY.get(name), "host_settings", frozenset()))
+
+
+def teardown_order() -> tuple[str, ...]:
+    """Provider names in the order `down` asks them: hosts that plug into another provider's
+    networks (VM taps on podman bridges) go first, so the owner of the network tears it down last."""
+    _load()
+    return tuple(sorted(_REGISTRY, key=lambda n: (getattr(_REGISTRY[n], "teardown_rank", 0), n)))
+
+
 def get_provider(name: str) -> Provider:
     _load()
     if name not in _REGISTRY:
@@ -42,4 +65,4 @@ def get_provider(name: str) -> Provider:
 
 def _load() -> None:
     """Import the backends (each registers itself on import)."""
-    from labctl.providers import podman, static  # noqa: F401
+    from labctl.providers import podman, qemu, static  # noqa: F401

@@ -76,6 +76,10 @@ class Provider(Protocol):
         """The last lines of the host's console, for a host that exited."""
         ...
 
+    def show_console(self, lab: str, host: str, interactive: bool) -> int:
+        """`labctl console`: print the host's console log, or attach to the console when interactive."""
+        ...
+
     def exit_code(self, lab: str, host: str) -> int | None: ...
 
     def start(self, lab: str, host: str) -> None: ...
@@ -86,6 +90,10 @@ class Provider(Protocol):
 
     def destroy_lab(self, lab: str) -> list[str]:
         """Remove every resource carrying the lab's label; returns what was removed."""
+        ...
+
+    def remains(self, lab: str) -> list[str]:
+        """What of the lab this provider still has besides hosts and networks (said by an unfinished `down`)."""
         ...
 
     def labs(self) -> dict[str, dict[str, list[str]]]:

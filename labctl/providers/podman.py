@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -270,6 +271,14 @@ class PodmanProvider:
         result = _podman("logs", "--tail", str(lines), container_name(lab, host), check=False)
         return (result.stdout + result.stderr).strip()
 
+    def show_console(self, lab: str, host: str, interactive: bool) -> int:
+        """A container's console is its init's output (podman logs); a shell is 'labctl ssh'."""
+        result = _podman("logs", container_name(lab, host), what=f"to read the console of {host!r}")
+        sys.stdout.write(result.stdout + result.stderr)
+        if interactive:
+            sys.stderr.write(f"(a container has no interactive console: 'labctl ssh {host}' opens a shell)\n")
+        return 0
+
     def exit_code(self, lab: str, host: str) -> int | None:
         result = _podman("inspect", "--format", "{{.State.ExitCode}}", container_name(lab, host), check=False)
         return int(result.stdout.strip()) if result.returncode == 0 and result.stdout.strip().isdigit() else None
@@ -356,6 +365,9 @@ class PodmanProvider:
             _podman("untag", ref, ref, check=False)
             out[host] = new
         return out
+
+    def remains(self, lab: str) -> list[str]:
+        return []  # hosts and networks are all there is
 
     def labs(self) -> dict[str, dict[str, list[str]]]:
         """Every lab that has labelled resources, found by label alone: lab -> {hosts, networks}."""

@@ -38,6 +38,11 @@ class StaticProvider:
     def console(self, lab: str, host: str, lines: int = 15) -> str:
         return ""
 
+    def show_console(self, lab: str, host: str, interactive: bool) -> int:
+        raise LabError(
+            f"console: {host!r} is a static host; labctl has no console of it. Fix: use 'labctl ssh {host}'."
+        )
+
     def exit_code(self, lab: str, host: str) -> int | None:
         return None
 
@@ -52,6 +57,9 @@ class StaticProvider:
 
     def destroy_lab(self, lab: str) -> list[str]:
         return []
+
+    def remains(self, lab: str) -> list[str]:
+        return []  # hosts and networks are all there is
 
     def labs(self) -> dict[str, dict[str, list[str]]]:
         return {}  # nothing of a static lab carries a label

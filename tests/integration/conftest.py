@@ -14,8 +14,19 @@ import pytest
 
 LABCTL = str(Path(sys.executable).parent / "labctl")
 
-if shutil.which("podman") is None:
-    pytest.skip("podman is not installed (run .ci/run or apt-get install podman runc)", allow_module_level=True)
+
+
+def require_tool(tool: str, packages: str) -> None:
+    """Skip when a tool is missing on a developer's machine; fail under CI, where setup.sh installed it."""
+    if shutil.which(tool) is not None:
+        return
+    message = f"{tool} is not installed (run ./setup.sh, or apt-get install {packages})"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true: {message}; the integration tests need it", pytrace=False)
+    pytest.skip(message, allow_module_level=True)
+
+
+require_tool("podman", "podman runc")
 
 
 def run(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -196,7 +196,7 @@ def test_down_interrupted_by_ctrl_c_says_what_is_left(fake: dict[str, str]) -> N
             proc.kill()
     assert proc.returncode == 130, err
     assert "'down' of lab 'dmg' was interrupted" in flat(err)
-    assert "Left: 2 container(s) (h1, h2); 1 network(s) (lab)" in flat(err)
+    assert "Left: 2 host(s) (h1, h2); 1 network(s) (lab)" in flat(err)
     assert "run 'labctl down --name dmg' again" in flat(err)
     assert labctl(fake, "down", "--name", "dmg").returncode == 0
     assert [c["Id"] for c in world(fake)["containers"]] == ["id-keep-h1"]

@@ -104,6 +104,11 @@ REJECTIONS = [
     ("host without network", lambda d: d["hosts"][2].update(networks=[]), "hosts.ext.networks"),
     ("hosts not a list", lambda d: d.update(hosts={"a": 1}), "hosts"),
     ("same fixed address twice", lambda d: d["hosts"][0].update(addresses={"inside": "198.18.2.50"}), "addresses"),
+    ("vm on a container", lambda d: d["hosts"][0].update(vm={"cpus": 1}), "hosts.gw.vm"),
+    ("vm cpus not a number", lambda d: d["hosts"][0].update(provider="qemu", vm={"cpus": "2"}), "hosts.gw.vm.cpus"),
+    ("vm memory too small", lambda d: d["hosts"][0].update(provider="qemu", vm={"memory": 64}), "hosts.gw.vm.memory"),
+    ("vm unknown setting", lambda d: d["hosts"][0].update(provider="qemu", vm={"disk": 9}), "hosts.gw.vm.disk"),
+    ("unknown host provider", lambda d: d["hosts"][0].update(provider="vbox"), "hosts.gw.provider"),
 ]
 
 
@@ -134,6 +139,16 @@ def test_duplicate_keys_are_refused_and_merge_keys_still_work(tmp_path: Path) ->
     merged.write_text(text + "name: t2\n")
     with pytest.raises(LabError, match=r"found duplicate key 'name' \(first given on line 1\)"):
         load(merged)
+
+
+def test_per_host_provider_and_vm_sizes() -> None:
+    data = mutate(lambda d: d.update(provider="qemu"))
+    data["hosts"][0]["vm"] = {"cpus": 2, "memory": 768}
+    data["hosts"][2]["provider"] = "podman"
+    topo = parse(data, PATH)
+    assert [h.provider for h in topo.hosts.values()] == ["qemu", "qemu", "podman"]
+    assert topo.hosts["gw"].vm == {"cpus": 2, "memory": 768}
+    assert topo.hosts["db"].vm == {}
 
 
 def test_overlap_with_another_running_lab() -> None:
@@ -185,3 +200,13 @@ def test_whole_lab_scenario_is_the_default_lab_on_other_subnets() -> None:
     assert [n["name"] for n in scenario["networks"]] == [n["name"] for n in default["networks"]]
     for key in ("hosts", "groups", "vars", "provider"):
         assert scenario.get(key) == default.get(key)
+
+
+def test_default_vm_lab_is_the_default_lab_with_gw_as_a_vm() -> None:
+    default = yaml.safe_load(paths.DEFAULT_LAB.read_text())
+    vm_lab = yaml.safe_load((paths.DEFAULT_LAB.parent / "default-vm.yml").read_text())
+    gw = vm_lab["hosts"][0]
+    assert gw.pop("provider") == "qemu" and gw.pop("vm") == {"cpus": 1, "memory": 512}
+    assert [n["name"] for n in vm_lab["networks"]] == [n["name"] for n in default["networks"]]
+    for key in ("hosts", "groups", "vars", "provider"):
+        assert vm_lab.get(key) == default.get(key)

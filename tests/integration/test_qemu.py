@@ -1,0 +1,184 @@
+"""VMs with real qemu (TCG on machines without hardware virtualization): a mixed lab of two VMs and a
+container, Ctrl-C while VMs boot, and a VM that fails to boot."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import LABCTL, lab_containers, lab_networks, require_tool, run
+
+require_tool("qemu-system-x86_64", "qemu-system-x86 qemu-utils")
+
+pytestmark = pytest.mark.integration
+
+SYS_NET = Path("/sys/class/net")
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / f"{name}.yml"
+    path.write_text(text)
+    return path
+
+
+def qemu_processes(lab: str) -> list[int]:
+    """qemu processes labctl started for this lab (they carry opt/labctl/id=<lab>/<host>)."""
+    marker = f"name=opt/labctl/id,string={lab}/".encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"qemu-system" in args[0] and any(a.startswith(marker) for a in args):
+            pids.append(int(proc.name))
+    return pids
+
+
+def lab_links(lab: str) -> list[str]:
+    out = []
+    for link in SYS_NET.iterdir():
+        try:
+            alias = (link / "ifalias").read_text().split()
+        except OSError:
+            continue
+        if alias and alias[0] == f"labctl.lab={lab}":
+            out.append(link.name)
+    return out
+
+
+def vm_rules(lab: str, subnet: str) -> list[str]:
+    lines = []
+    for table in ("nat", "filter"):
+        out = subprocess.run(["iptables", "-t", table, "-S"], capture_output=True, text=True, check=True).stdout
+        lines += [line for line in out.splitlines() if f"labctl.vm={lab}" in line or f"labctl.lab={lab}" in line]
+    return lines
+
+
+def bridge_of(lab: str, network: str) -> str:
+    out = subprocess.run(
+        ["podman", "network", "inspect", f"labctl-{lab}-{network}"], capture_output=True, text=True, check=True
+    ).stdout
+    return str(json.loads(out)[0]["network_interface"])
+
+
+def assert_nothing_left(lab: str, subnet: str, state: Path, bridges: list[str]) -> None:
+    assert qemu_processes(lab) == []
+    assert lab_links(lab) == []
+    assert [b for b in bridges if (SYS_NET / b).exists()] == []
+    assert vm_rules(lab, subnet) == []
+    assert lab_containers(lab) == []
+    assert lab_networks(lab) == []
+    assert not state.exists()
+
+
+MIXED = """\
+schema: 1
+name: it-vm
+provider: qemu
+networks: [{name: n1, subnet: 198.18.120.0/24}]
+hosts:
+  - {name: v1, networks: [n1]}
+  - {name: v2, networks: [n1], vm: {cpus: 1, memory: 768}}
+  - {name: c1, networks: [n1], provider: podman}
+"""
+
+
+def test_mixed_lab_of_vms_and_a_container(tmp_path: Path, labenv: dict[str, str]) -> None:
+    lab = write(tmp_path, "it-vm", MIXED)
+    state = Path(labenv["LABCTL_STATE_DIR"]) / "it-vm"
+    bridges: list[str] = []
+    try:
+        up = run("up", "-f", str(lab), "--no-provision", env=labenv)
+        assert "VMs run on " in up.stderr
+        bridges.append(bridge_of("it-vm", "n1"))
+        virt = {
+            h: run("exec", "-f", str(lab), h, "--", "systemd-detect-virt", env=labenv, check=False)
+            for h in ("v1", "v2", "c1")
+        }
+        assert virt["v1"].stdout.strip() in ("qemu", "kvm"), virt["v1"]
+        assert virt["v2"].stdout.strip() in ("qemu", "kvm")
+        assert virt["c1"].stdout.strip() == "podman"
+        # one L2 segment, the lab's addresses, names resolve everywhere
+        for src in ("v1", "v2", "c1"):
+            for dst in ("v1", "v2", "c1"):
+                if src != dst:
+                    ping = run("exec", "-f", str(lab), src, "--", "ping", "-c1", "-W5", dst, env=labenv, check=False)
+                    assert ping.returncode == 0, f"{src} -> {dst}: {ping.stdout}{ping.stderr}"
+        assert run("exec", "-f", str(lab), "v2", "--", "hostname", env=labenv).stdout.strip() == "v2"
+        mem = run("exec", "-f", str(lab), "v2", "--", "grep", "MemTotal", "/proc/meminfo", env=labenv).stdout
+        assert 700_000 < int(mem.split()[1]) <= 768 * 1024
+
+        status = json.loads(run("status", "-f", str(lab), "--json", env=labenv).stdout)
+        rows = {h["name"]: h for h in status["hosts"]}
+        assert rows["v1"]["provider"] == "qemu" and rows["v1"]["state"] == "running"
+        assert rows["v1"]["accelerator"] in ("tcg", "kvm")
+        assert rows["c1"]["provider"] == "podman" and "accelerator" not in rows["c1"]
+        table = run("status", "-f", str(lab), env=labenv).stdout
+        assert "qemu (" in table and "podman" in table
+
+        boot_id = "cat /proc/sys/kernel/random/boot_id"
+        before = run("exec", "-f", str(lab), "v1", "--", "sh", "-c", boot_id, env=labenv).stdout
+        run("restart", "-f", str(lab), "v1", env=labenv)
+        after = run("exec", "-f", str(lab), "v1", "--", "sh", "-c", boot_id, env=labenv).stdout
+        assert before != after  # a real reboot
+        assert run("exec", "-f", str(lab), "c1", "--", "ping", "-c1", "-W5", "v1", env=labenv).returncode == 0
+
+        console = run("console", "-f", str(lab), "v1", env=labenv).stdout  # not a terminal: the log
+        assert "v1 login:" in console or "root@v1" in console
+        assert len(qemu_processes("it-vm")) == 2
+    finally:
+        run("down", "-f", str(lab), env=labenv, check=False)
+    assert_nothing_left("it-vm", "198.18.120.0/24", state, bridges)
+
+
+def test_ctrl_c_while_vms_boot_then_down(tmp_path: Path, labenv: dict[str, str]) -> None:
+    lab = write(
+        tmp_path,
+        "it-vm-int",
+        "schema: 1\nname: it-vm-int\nprovider: qemu\nnetworks: [{name: n1, subnet: 198.18.121.0/24}]\n"
+        "hosts: [{name: v1, networks: [n1]}]\n",
+    )
+    state = Path(labenv["LABCTL_STATE_DIR"]) / "it-vm-int"
+    proc = subprocess.Popen([LABCTL, "up", "-f", str(lab)], env=labenv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    bridges: list[str] = []
+    try:
+        deadline = time.monotonic() + 300  # the VM image may be built first
+        while time.monotonic() < deadline and not qemu_processes("it-vm-int"):
+            time.sleep(0.2)
+        assert qemu_processes("it-vm-int"), "up started no VM within 300 s"
+        bridges.append(bridge_of("it-vm-int", "n1"))
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)  # at once, not after the boot
+        assert proc.returncode == 130, err
+        assert b"labctl down --name it-vm-int" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    run("down", "--name", "it-vm-int", env=labenv)
+    assert_nothing_left("it-vm-int", "198.18.121.0/24", state, bridges)
+
+
+def test_a_vm_that_fails_to_boot_is_named_with_its_console(tmp_path: Path, labenv: dict[str, str]) -> None:
+    lab = write(
+        tmp_path,
+        "it-vm-fail",
+        "schema: 1\nname: it-vm-fail\nprovider: qemu\nnetworks: [{name: n1, subnet: 198.18.122.0/24}]\n"
+        "hosts: [{name: v1, networks: [n1], vm: {kernel_args: init=/bin/false}}]\n",
+    )
+    state = Path(labenv["LABCTL_STATE_DIR"]) / "it-vm-fail"
+    try:
+        res = run("up", "-f", str(lab), env=labenv, check=False)
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert "v1: VM 'v1' failed to boot (kernel panic)" in res.stderr
+        assert "Its console ends with:" in res.stderr and "Attempted to kill init" in res.stderr
+        assert "Traceback" not in res.stderr
+        assert qemu_processes("it-vm-fail") == []  # a panicked VM is not left spinning
+    finally:
+        run("down", "-f", str(lab), env=labenv, check=False)
+    assert_nothing_left("it-vm-fail", "198.18.122.0/24", state, [])
