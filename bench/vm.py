@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """VMs side by side with containers: time to SSH and memory, for 1 host and for 3 in parallel.
 
-    .venv/bin/python bench/vm.py [--runs N] [--all-vm-default-lab]
+    .venv/bin/python bench/vm.py [--runs N] [--all-vm-default-lab] [--prefix bench] [--subnets A,B,C]
 
 For each case a lab of N hosts on one network is brought up with ``labctl up --no-provision``
 (which returns once SSH answers on every host); the figure is the "hosts" phase of its timings
 (create + boot + SSH). Memory: each VM's qemu RSS once SSH answers and again 30 s later (free page
 reporting hands freed guest pages back); each container's memory as podman stats reports it.
 ``--all-vm-default-lab`` also brings the whole default lab up as VMs (every role, smoke) and prints
-its cold up time. Labs are named bench-*, on 198.18.127.0/24..198.18.129.0/24, with a private state
-directory; each is removed after its run. Run it on a quiet machine: figures are wall-clock.
+its cold up time. Labs are named bench-* (--prefix), on 198.18.127.0/24..198.18.129.0/24 (--subnets:
+three /24s, e.g. when other labs use those), with a private state directory; each is removed after its
+run. Run it on a quiet machine: figures are wall-clock.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LABCTL = str(ROOT / ".venv" / "bin" / "labctl")
-SUBNET = "198.18.127.0/24"
+SUBNETS = ["198.18.127.0/24", "198.18.128.0/24", "198.18.129.0/24"]
+PREFIX = ["bench"]
 
 
 def labctl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -75,14 +77,14 @@ def container_mem_mb(lab: str) -> list[float]:
 def write_lab(directory: Path, name: str, provider: str, count: int) -> Path:
     hosts = "\n".join(f"  - {{name: h{i}, networks: [n1]}}" for i in range(1, count + 1))
     text = f"schema: 1\nname: {name}\nprovider: {provider}\n"
-    text += f"networks: [{{name: n1, subnet: {SUBNET}}}]\nhosts:\n{hosts}\n"
+    text += f"networks: [{{name: n1, subnet: {SUBNETS[0]}}}]\nhosts:\n{hosts}\n"
     path = directory / f"{name}.yml"
     path.write_text(text)
     return path
 
 
 def case(directory: Path, env: dict[str, str], provider: str, count: int) -> dict[str, object]:
-    name = f"bench-{'vm' if provider == 'qemu' else 'ct'}{count}"
+    name = f"{PREFIX[0]}-{'vm' if provider == 'qemu' else 'ct'}{count}"
     lab = write_lab(directory, name, provider, count)
     labctl("down", "-f", str(lab), env=env)
     started = time.monotonic()
@@ -104,9 +106,10 @@ def case(directory: Path, env: dict[str, str], provider: str, count: int) -> dic
 
 def all_vm_default_lab(directory: Path, env: dict[str, str]) -> dict[str, object]:
     text = (ROOT / "labs" / "default.yml").read_text()
-    text = text.replace("name: default", "name: bench-allvm").replace("provider: podman", "provider: qemu")
-    text = text.replace("198.18.1.0/24", "198.18.128.0/24").replace("198.18.2.0/24", "198.18.129.0/24")
-    lab = directory / "bench-allvm.yml"
+    name = f"{PREFIX[0]}-allvm"
+    text = text.replace("name: default", f"name: {name}").replace("provider: podman", "provider: qemu")
+    text = text.replace("198.18.1.0/24", SUBNETS[1]).replace("198.18.2.0/24", SUBNETS[2])
+    lab = directory / f"{name}.yml"
     lab.write_text(text)
     labctl("down", "-f", str(lab), env=env)
     started = time.monotonic()
@@ -114,7 +117,7 @@ def all_vm_default_lab(directory: Path, env: dict[str, str]) -> dict[str, object
     row: dict[str, object] = {"case": "default lab, 6 VMs, cold up + smoke", "exit": up.returncode}
     row["wall_s"] = round(time.monotonic() - started, 1)
     row["timings"] = timings(up.stderr)
-    row["rss_mb"] = [round(x) for x in qemu_rss_mb("bench-allvm")]
+    row["rss_mb"] = [round(x) for x in qemu_rss_mb(name)]
     labctl("down", "-f", str(lab), env=env)
     return row
 
@@ -123,7 +126,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=1, help="repeat each case (median printed)")
     parser.add_argument("--all-vm-default-lab", action="store_true", help="also the whole default lab as VMs")
+    parser.add_argument("--prefix", default="bench", help="lab name prefix (default bench)")
+    parser.add_argument("--subnets", default=",".join(SUBNETS), help="three /24 subnets, comma-separated")
     args = parser.parse_args()
+    PREFIX[0] = args.prefix
+    SUBNETS[:] = args.subnets.split(",")
+    if len(SUBNETS) != 3:
+        parser.error("--subnets: give three subnets, comma-separated")
     with tempfile.TemporaryDirectory(prefix="labctl-bench-") as tmp:
         env = dict(os.environ, LABCTL_STATE_DIR=str(Path(tmp) / "state"))
         print(f"load average before: {os.getloadavg()[0]:.1f}  (cpus: {os.cpu_count()})", flush=True)

@@ -1,5 +1,6 @@
 """VMs with real qemu (TCG on machines without hardware virtualization): a mixed lab of two VMs and a
-container, Ctrl-C while VMs boot, and a VM that fails to boot."""
+container (one lab shared by the assertions: exec, ping matrix by name, status, a new lab key, restart,
+console, down), Ctrl-C while a VM boots, and a VM that fails to boot."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def vm_rules(lab: str, subnet: str) -> list[str]:
 
 def bridge_of(lab: str, network: str) -> str:
     out = subprocess.run(
-        ["podman", "network", "inspect", f"labctl-{lab}-{network}"], capture_output=True, text=True, check=True
+        ["podman", "network", "inspect", f"labctl-{lab}_{network}"], capture_output=True, text=True, check=True
     ).stdout
     return str(json.loads(out)[0]["network_interface"])
 
@@ -121,6 +122,15 @@ def test_mixed_lab_of_vms_and_a_container(tmp_path: Path, labenv: dict[str, str]
         assert rows["c1"]["provider"] == "podman" and "accelerator" not in rows["c1"]
         table = run("status", "-f", str(lab), env=labenv).stdout
         assert "qemu (" in table and "podman" in table
+
+        # the lab's key is lost: `up` gives every host the new one (a VM by a reboot with a new credential)
+        state_key = state / "id_ed25519"
+        state_key.unlink()
+        (state / "id_ed25519.pub").unlink()
+        again = run("up", "-f", str(lab), "--no-provision", env=labenv)
+        assert "putting the new key into 3 existing host(s)" in " ".join(again.stderr.split())
+        for host in ("v1", "v2", "c1"):
+            assert run("exec", "-f", str(lab), host, "--", "hostname", env=labenv).stdout.strip() == host
 
         boot_id = "cat /proc/sys/kernel/random/boot_id"
         before = run("exec", "-f", str(lab), "v1", "--", "sh", "-c", boot_id, env=labenv).stdout
