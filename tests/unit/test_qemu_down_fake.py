@@ -150,3 +150,44 @@ def test_a_vm_whose_state_was_lost_must_be_recreated(scratch: Path, fake_vms: di
     message = str(caught.value)
     assert "were lost with the lab's state directory" in message
     assert "Fix: recreate it: 'labctl down --name qa'" in message
+
+
+def test_a_down_interrupted_among_the_vms_says_what_is_left_and_a_second_down_finishes(
+    scratch: Path, fake_vms: dict[str, subprocess.Popen[bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labctl import lab
+    from labctl.errors import Interrupted
+
+    bindir = scratch / "bin"
+    (bindir / "podman").write_text('#!/bin/sh\necho "podman $*" >> ' + str(scratch / "calls.log") + '\necho "[]"\n')
+    (bindir / "podman").chmod(0o755)
+    # the fake ip removes a deleted link from the scratch /sys/class/net (and nothing else)
+    (bindir / "ip").write_text(
+        f'#!/bin/sh\necho "ip $*" >> {scratch}/calls.log\n'
+        f'if [ "$1 $2 $3" = "link delete dev" ]; then rm -r "{scratch}/sys/$4"; fi\n'
+    )
+    make_vm_dir("qa", "v1")
+    real_delete = vmnet.delete_link
+
+    def interrupted(name: str) -> bool:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(vmnet, "delete_link", interrupted)
+    with pytest.raises(Interrupted) as caught:
+        lab.down("qa")
+    message = str(caught.value)
+    assert caught.value.exit_code == 130
+    assert "'down' of lab 'qa' was interrupted" in message
+    assert "1 VM tap(s) (lqaaa0n0)" in message and "disks and sockets of VM(s) v1" in message
+    assert "Fix: run 'labctl down --name qa' again" in message
+    assert fake_vms["qa"].wait(timeout=15) is not None  # the VM was stopped before the interruption
+
+    monkeypatch.setattr(vmnet, "delete_link", real_delete)
+    lab.down("qa")
+    # (the fake iptables keeps its listing: that the rule was deleted shows in its log)
+    assert [r for r in QemuProvider().remains("qa") if "NAT rule" not in r] == []
+    assert QemuProvider().list("qa") == {}
+    calls = (scratch / "calls.log").read_text().splitlines()
+    assert any(" -D POSTROUTING " in c and "labctl.vm=qa " in c for c in calls)
+    assert (scratch / "sys" / "lqbbb0n0").exists() and fake_vms["qa-2"].poll() is None
+    assert (scratch / "sibling" / "keep").exists()
