@@ -145,7 +145,11 @@ def test_down_with_a_truncated_state_file_works_from_labels(fake: dict[str, str]
     cdir = control_dir(fake, "dmg")
     cdir.mkdir()
     listed = json.loads(labctl(fake, "status", "--all", "--json").stdout)["labs"]
-    assert {r["name"]: r["phase"] for r in listed} == {"dmg": "damaged", "keep": "no state"}
+    # (the qemu provider lists the machine's real VMs by their process labels: other labs may show)
+    assert {r["name"]: r["phase"] for r in listed if r["name"] in ("dmg", "keep")} == {
+        "dmg": "damaged",
+        "keep": "no state",
+    }
 
     res = labctl(fake, "down", "--name", "dmg")
     assert res.returncode == 0, res.stderr
