@@ -159,3 +159,10 @@ def test_a_missing_qemu_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         QemuProvider().prepare([spec()], lambda _m: None)
     assert "qemu is not installed" in str(info.value) and "apt-get install qemu-system-x86" in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_a_vms_kernel_log_is_its_own() -> None:
+    from labctl import kernellog
+    from labctl.providers.qemu import QemuProvider
+
+    assert kernellog.source(QemuProvider()) == kernellog.OWN  # LOG lines: journalctl -k on the VM
