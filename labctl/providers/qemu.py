@@ -502,6 +502,23 @@ class QemuProvider:
     def address(self, spec: HostSpec) -> str:
         return next(iter(spec.networks.values()))
 
+    def image_info(self, hosts: list[HostSpec]) -> dict[str, str]:
+        """The VM image the hosts boot from (tag with its recipe hash; its disk's digest is not taken)."""
+        if not hosts:
+            return {}
+        img = vmimage.current()
+        return {"tag": f"vm:{img.tag}", "recipe_hash": vmimage.recipe_hash(), "id": ""}
+
+    def export_hosts(self, lab: str, hosts: list[str], dest: Path, secrets: bool = False) -> dict[str, str]:
+        raise LabError(
+            f"lab {lab!r}: the VMs {', '.join(hosts)} cannot be saved yet: 'labctl save' stores container file "
+            "systems, and VM disks are not exported. Fix: save a lab whose hosts are podman containers "
+            "(set 'provider: podman' on these hosts), or use 'labctl lock' to record their versions."
+        )
+
+    def import_hosts(self, lab: str, files: dict[str, str], src: Path) -> dict[str, str]:
+        raise LabError(f"lab {lab!r}: an archive cannot restore VMs yet. Fix: restore a lab of podman hosts.")
+
     def list(self, lab: str, hosts: list[HostSpec] | None = None) -> dict[str, HostInfo]:
         out: dict[str, HostInfo] = {}
         root = vms_dir(lab)

@@ -166,3 +166,15 @@ def test_a_vms_kernel_log_is_its_own() -> None:
     from labctl.providers.qemu import QemuProvider
 
     assert kernellog.source(QemuProvider()) == kernellog.OWN  # LOG lines: journalctl -k on the VM
+
+
+def test_saving_or_restoring_vms_is_a_clear_error_not_a_crash(tmp_path: Path) -> None:
+    from labctl.errors import LabError
+    from labctl.providers.qemu import QemuProvider
+
+    provider = QemuProvider()
+    with pytest.raises(LabError, match=r"cannot be saved yet.*Fix:"):
+        provider.export_hosts("vms", ["v1"], tmp_path)
+    with pytest.raises(LabError, match=r"cannot restore VMs.*Fix:"):
+        provider.import_hosts("vms", {"v1": "v1.tar"}, tmp_path)
+    assert provider.image_info([]) == {}
