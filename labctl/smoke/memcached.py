@@ -222,6 +222,17 @@ NOTEBOOK_OUTPUT = [
 ]
 
 
+def same_as_notebook(lines: list[str]) -> bool:
+    """The program printed the notebook's lines. Its three fetches come from one memcached_mget over two
+    servers, which hands back the keys as the servers answer: their order is not the program's to choose."""
+    fetched = slice(3, 6)
+    return (
+        len(lines) == len(NOTEBOOK_OUTPUT)
+        and lines[:3] + lines[6:] == NOTEBOOK_OUTPUT[:3] + NOTEBOOK_OUTPUT[6:]
+        and sorted(lines[fetched]) == sorted(NOTEBOOK_OUTPUT[fetched])
+    )
+
+
 def stats_delta(before: dict[str, dict[str, str]], after: dict[str, dict[str, str]], stat: str) -> int:
     """How much a counter grew, summed over the instances."""
     return sum(int(after[ep].get(stat, 0)) - int(before[ep].get(stat, 0)) for ep in before)
@@ -261,7 +272,7 @@ def notebook_program(ctx: Context) -> str:
         before = _local_stats(ctx, server, local)
         res = ctx.sh(server, f"cd {WORKDIR} && ./mem_test2", timeout=60)
         after = _local_stats(ctx, server, local)
-        if res.stdout.strip().splitlines() != NOTEBOOK_OUTPUT:
+        if not same_as_notebook(res.stdout.strip().splitlines()):
             raise CheckFailed(
                 f"{server}: mem_test2 printed something else than the notebook", "./mem_test2", res.output
             )

@@ -246,3 +246,14 @@ def test_service_status_passes_when_the_group_is_active() -> None:
 def test_service_status_fails_on_a_dead_memcached_service() -> None:
     with pytest.raises(CheckFailed, match="does not report memcached running"):
         service_status(notebook_ctx(NotebookHost(status_rc=3)))
+
+
+def test_mem_test2_fetches_may_come_back_in_any_order_but_nothing_else_may_differ() -> None:
+    from labctl.smoke.memcached import NOTEBOOK_OUTPUT, same_as_notebook
+
+    out = NOTEBOOK_OUTPUT
+    as_served = [*out[:3], out[4], out[5], out[3], *out[6:]]
+    assert same_as_notebook(list(NOTEBOOK_OUTPUT)) and same_as_notebook(as_served)
+    assert not same_as_notebook(NOTEBOOK_OUTPUT[:-1])
+    assert not same_as_notebook([*out[:5], "Fetch key:key3 data:other", *out[6:]])
+    assert not same_as_notebook([NOTEBOOK_OUTPUT[1], NOTEBOOK_OUTPUT[0], *NOTEBOOK_OUTPUT[2:]])
