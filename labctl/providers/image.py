@@ -122,15 +122,22 @@ def image_exists(tag: str | None = None) -> bool:
     return result.returncode == 0
 
 
-def _run(cmd: list[str], step: str, **kwargs: object) -> None:
+BASE_TOOLS = "debootstrap and podman are installed (apt-get install debootstrap podman runc)"
+
+
+def run_step(
+    cmd: list[str], step: str, what: str = "the base image", tools: str = BASE_TOOLS, **kwargs: object
+) -> str:
+    """Run one step of an image build; on failure, a LabError naming the step, the mirror, the tools the
+    build needs and the tail of the step's output. Returns its stdout."""
     result = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
     if result.returncode != 0:
         tail = "\n".join((result.stderr or result.stdout or "").strip().splitlines()[-15:])
         raise LabError(
-            f"Building the base image failed while {step} (exit {result.returncode}). "
-            f"Check that Debian's mirror {MIRROR} is reachable and that debootstrap and podman "
-            f"are installed (apt-get install debootstrap podman runc).\n{tail}"
+            f"Building {what} failed while {step} (exit {result.returncode}). "
+            f"Check that Debian's mirror {MIRROR} is reachable and that {tools}.\n{tail}"
         )
+    return str(result.stdout)
 
 
 def build(progress: Callable[[str], None] = lambda _msg: None, force: bool = False) -> str:
@@ -148,7 +155,7 @@ def build(progress: Callable[[str], None] = lambda _msg: None, force: bool = Fal
     with tempfile.TemporaryDirectory(prefix="labctl-rootfs-", dir="/var/tmp") as tmp:
         root = Path(tmp) / "rootfs"
         progress(f"debootstrap {SUITE} ({len(PACKAGES)} packages)")
-        _run(
+        run_step(
             [
                 "debootstrap",
                 "--variant=minbase",
@@ -176,7 +183,7 @@ def build(progress: Callable[[str], None] = lambda _msg: None, force: bool = Fal
         (root / "var/cache/apt/archives/partial").mkdir(parents=True, exist_ok=True)
         progress(f"importing as {tag}")
         tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-        _run(
+        run_step(
             ["podman", "import", *(arg for change in CHANGES for arg in ("--change", change)), "-", tag],
             "importing the tree into podman",
             stdin=tar.stdout,

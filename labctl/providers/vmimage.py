@@ -143,15 +143,12 @@ def _build_lock(root: Path, say: Say) -> Iterator[None]:
 
 
 def _run(cmd: list[str], step: str) -> str:
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        tail = "\n".join((result.stderr or result.stdout or "").strip().splitlines()[-15:])
-        raise LabError(
-            f"Building the VM image failed while {step} (exit {result.returncode}). Check that Debian's "
-            f"mirror {image.MIRROR} is reachable and that podman, e2fsprogs and qemu-utils are installed "
-            f"(./setup.sh installs them).\n{tail}"
-        )
-    return result.stdout
+    return image.run_step(
+        cmd,
+        step,
+        what="the VM image",
+        tools="podman, e2fsprogs and qemu-utils are installed (./setup.sh installs them)",
+    )
 
 
 def _script() -> str:
