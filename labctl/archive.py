@@ -63,11 +63,17 @@ def save(lab: Lab, out: Path, with_secrets: bool = False, say: Say = _quiet) -> 
         stage = Path(tmp)
         (stage / HOSTS_DIR).mkdir()
         files: dict[str, dict[str, str]] = {}
-        for name, specs in lab.providers().items():
-            say(f"saving {len(specs)} host(s) of provider {name} (commit, save)")
-            hosts = [s.name for s in specs]
-            exported = lab.backend(name).export_hosts(lab.name, hosts, stage / HOSTS_DIR, with_secrets)
-            files.update({h: {"provider": name, "file": f} for h, f in exported.items()})
+        runner = lab.runner()  # for providers with no way of their own into a running host (VMs)
+        try:
+            for name, specs in lab.providers().items():
+                backend = lab.backend(name)
+                kind = str(getattr(backend, "host_kind", "container"))
+                say(f"saving {len(specs)} {kind}(s) of provider {name}")
+                hosts = [s.name for s in specs]
+                exported = backend.export_hosts(lab.name, hosts, stage / HOSTS_DIR, with_secrets, runner=runner)
+                files.update({h: manifest_entry(name, kind, f) for h, f in exported.items()})
+        finally:
+            runner.close()
         manifest: dict[str, Any] = {
             "kind": KIND,
             "schema": SCHEMA,
@@ -94,6 +100,11 @@ def save(lab: Lab, out: Path, with_secrets: bool = False, say: Say = _quiet) -> 
         os.chmod(part, 0o600 if with_secrets else 0o644)
         os.replace(part, out)
     return SaveReport(out, out.stat().st_size, time.monotonic() - t0, with_secrets)
+
+
+def manifest_entry(provider: str, kind: str, file: str) -> dict[str, str]:
+    """A host's line in the manifest: its provider, what it is (container | vm) and its file under hosts/."""
+    return {"provider": provider, "kind": kind, "file": file}
 
 
 def _open_for_writing(handle: BinaryIO, out: Path) -> tarfile.TarFile:

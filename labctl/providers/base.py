@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from labctl.remote import Runner
 
 Say = Callable[[str], None]
 
@@ -112,10 +115,13 @@ class Provider(Protocol):
         """What the hosts are built from, for the lock: {"tag", "recipe_hash", "id"} ({} when nothing)."""
         ...
 
-    def export_hosts(self, lab: str, hosts: list[str], dest: Path, secrets: bool = False) -> dict[str, str]:
+    def export_hosts(
+        self, lab: str, hosts: list[str], dest: Path, secrets: bool = False, runner: Runner | None = None
+    ) -> dict[str, str]:
         """Save the hosts' file systems (container file systems, VM disks) into the directory dest, without
         private host keys, and without the secret files roles list in their facts unless secrets; returns
-        host -> the file (relative to dest) that import_hosts reads back."""
+        host -> the file (relative to dest) that import_hosts reads back. runner runs commands on the lab's
+        hosts over SSH, for a provider that has no way of its own into a running host (podman has exec)."""
         ...
 
     def import_hosts(self, lab: str, files: dict[str, str], src: Path) -> dict[str, str]:

@@ -13,7 +13,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labctl import hostlimits, hostnet, kernellog, pkgcache
 from labctl.errors import LabError
@@ -21,6 +21,9 @@ from labctl.hostnet import Reserved
 from labctl.names import is_host_name, is_lab_name
 from labctl.providers import image, register
 from labctl.providers.base import HostInfo, HostSpec, NetworkSpec, Say
+
+if TYPE_CHECKING:
+    from labctl.remote import Runner
 
 LABEL = "labctl.lab"
 # Below the host's hard limits (podman's defaults fail with EPERM without CAP_SYS_RESOURCE).
@@ -319,7 +322,9 @@ class PodmanProvider:
         info["id"] = ", ".join(i for i in ids if i)
         return info
 
-    def export_hosts(self, lab: str, hosts: list[str], dest: Path, secrets: bool = False) -> dict[str, str]:
+    def export_hosts(
+        self, lab: str, hosts: list[str], dest: Path, secrets: bool = False, runner: Runner | None = None
+    ) -> dict[str, str]:
         """podman commit each host (paused, its private host keys and, unless secrets, the files roles list
         as secrets moved out first), then podman save all
         of them into one archive (layers they share, e.g. the base image, are written once)."""

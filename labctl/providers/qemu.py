@@ -30,15 +30,19 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labctl import kernellog
 from labctl.errors import LabError
-from labctl.providers import qmp, register, vmimage, vmnet
+from labctl.providers import qmp, register, vmimage, vmnet, vmsave
 from labctl.providers.accel import Accel, detect
 from labctl.providers.base import HostInfo, HostSpec, NetworkSpec, Say
-from labctl.providers.podman import PodmanProvider, _checked, container_name, mac_address, network_name
+from labctl.providers.podman import SET_ASIDE, PodmanProvider, _checked, container_name, mac_address, network_name
 from labctl.providers.vmconfig import Nic, first_boot, kernel_cmdline, nameservers, smbios_credential
 from labctl.state import LabState, remove_inside_root, write_atomic
+
+if TYPE_CHECKING:
+    from labctl.remote import Runner
 
 QEMU = "qemu-system-x86_64"
 QBOOT = Path("/usr/share/qemu/qboot.rom")  # minimal firmware for direct kernel boot: faster than SeaBIOS
@@ -106,6 +110,20 @@ def options(spec: HostSpec) -> tuple[int, int, str]:
     if not isinstance(extra, str):
         raise LabError(f"field '{where}.kernel_args': expected a string. Fix: e.g. kernel_args: 'loglevel=7'.")
     return cpus, memory, extra
+
+
+def saved_image(spec: HostSpec) -> vmimage.VmImage | None:
+    """The saved disk a restored VM is made from (its HostSpec's image: the directory import_hosts
+    returned), or None for a VM of the VM image."""
+    if not spec.image or not spec.image.startswith("/"):
+        return None
+    img = vmimage.VmImage(Path(spec.image), f"{spec.image} (the saved disk of VM {spec.name!r})")
+    if not img.ready():
+        raise LabError(
+            f"VM {spec.name!r}: its saved disk {spec.image} is gone. Fix: 'labctl down --name {spec.lab}', "
+            "then restore the lab again with 'labctl up --from ARCHIVE'."
+        )
+    return img
 
 
 def mem_available_mb(meminfo: str) -> int:
@@ -234,6 +252,7 @@ def _ssh_banner(address: str) -> bool:
 @register("qemu")
 class QemuProvider:
     name = "qemu"
+    host_kind = "vm"  # what the manifest of a saved lab says its hosts are
     teardown_rank = -1  # down: VMs (and their taps) go before the containers on the same bridges
     host_settings = frozenset({"vm"})
     kernel_log = kernellog.OWN  # a kernel of its own: netfilter LOG lines land in the VM's journal
@@ -257,7 +276,8 @@ class QemuProvider:
         running = {h for h, info in self.list(hosts[0].lab).items() if info.state == "running"}
         needs = {h: mem for h, (_cpus, mem, _args) in sizes.items() if h not in running}
         check_memory(needs, mem_available_mb(Path("/proc/meminfo").read_text()), accel.name)
-        vmimage.build(say)
+        if any(saved_image(spec) is None for spec in hosts):  # restored VMs boot their own saved disk
+            vmimage.build(say)
 
     def create_network(self, spec: NetworkSpec) -> None:
         """The podman network (as for containers), its bridge, and NAT for when no container is on it."""
@@ -275,7 +295,7 @@ class QemuProvider:
     # -- one host -------------------------------------------------------------------------------
     def create(self, spec: HostSpec) -> None:
         cpus, memory, extra = options(spec)
-        img = vmimage.current()
+        img = saved_image(spec) or vmimage.current()
         if not img.ready():
             raise LabError(f"the VM image {img.tag} is missing. Fix: run 'labctl image build --vm'.")
         directory = vm_dir(spec.lab, spec.name)
@@ -454,6 +474,8 @@ class QemuProvider:
             removed.append("VM NAT rules")
         if vms_dir(lab).exists():
             removed += [f"vm disk {d.name}" for d in vms_dir(lab).iterdir() if (d / "disk.qcow2").exists()]
+            saved = vms_dir(lab) / vmsave.IMAGES
+            removed += [f"restored vm disk {d.name}" for d in sorted(saved.iterdir())] if saved.is_dir() else []
             remove_inside_root(vms_dir(lab))
         return removed
 
@@ -476,7 +498,9 @@ class QemuProvider:
         if vmnet.nat_rules(lab):
             left.append(f"{len(vmnet.nat_rules(lab))} VM NAT rule(s) (comment {vmnet.COMMENT}={lab})")
         if vms_dir(lab).is_dir():
-            disks = sorted(d.name for d in vms_dir(lab).iterdir() if d.is_dir())
+            disks = sorted(d.name for d in vms_dir(lab).iterdir() if d.is_dir() and d.name != vmsave.IMAGES)
+            if (vms_dir(lab) / vmsave.IMAGES).is_dir():
+                left.append(f"the restored VM disks in {vms_dir(lab) / vmsave.IMAGES}")
             if disks:
                 left.append(f"the disks and sockets of VM(s) {', '.join(disks)} in {vms_dir(lab)}")
         return left
@@ -509,15 +533,40 @@ class QemuProvider:
         img = vmimage.current()
         return {"tag": f"vm:{img.tag}", "recipe_hash": vmimage.recipe_hash(), "id": ""}
 
-    def export_hosts(self, lab: str, hosts: list[str], dest: Path, secrets: bool = False) -> dict[str, str]:
-        raise LabError(
-            f"lab {lab!r}: the VMs {', '.join(hosts)} cannot be saved yet: 'labctl save' stores container file "
-            "systems, and VM disks are not exported. Fix: save a lab whose hosts are podman containers "
-            "(set 'provider: podman' on these hosts), or use 'labctl lock' to record their versions."
-        )
+    def export_hosts(
+        self, lab: str, hosts: list[str], dest: Path, secrets: bool = False, runner: Runner | None = None
+    ) -> dict[str, str]:
+        """Each running VM's disk, flattened, with the kernel and initrd it boots, into dest/vm-<host>/;
+        its host keys (and, unless secrets, the secret files roles list) set aside over SSH: see vmsave."""
+        if runner is None:
+            raise LabError(f"lab {lab!r}: saving VMs needs SSH to them. Fix: save through 'labctl save'.")
+        out: dict[str, str] = {}
+        shared: dict[str, Path] = {}  # image directory -> the first saved VM booting its kernel
+        for host in hosts:
+            cfg = self._config(lab, host)
+            if self._pid(lab, host) is None:
+                raise LabError(
+                    f"save: VM {host!r} of lab {lab!r} is not running, so its host keys cannot be set aside. "
+                    "Fix: 'labctl up' the lab, then save it."
+                )
+            img = vmimage.VmImage(Path(cfg.image), "")
+            entry = vmsave.entry_name(host)
+            script = SET_ASIDE.read_text()
+            vmsave.export_vm(runner, host, vm_dir(lab, host), img, dest / entry, script, secrets, shared.get(cfg.image))
+            shared.setdefault(cfg.image, dest / entry)
+            out[host] = entry
+        return out
 
     def import_hosts(self, lab: str, files: dict[str, str], src: Path) -> dict[str, str]:
-        raise LabError(f"lab {lab!r}: an archive cannot restore VMs yet. Fix: restore a lab of podman hosts.")
+        """Check each saved VM (all parts there, a sound flattened qcow2) and move it into the lab's state
+        (vms/.images/<host>, removed by destroy_lab); returns host -> that directory, the image a HostSpec
+        names: create() makes the VM's overlay on its disk and boots its kernel."""
+        out = {}
+        for host, entry in files.items():
+            vmsave.checked_entry(host, entry)
+            img = vmsave.import_vm(host, src / entry, vms_dir(lab) / vmsave.IMAGES)
+            out[host] = str(img.dir)
+        return out
 
     def list(self, lab: str, hosts: list[HostSpec] | None = None) -> dict[str, HostInfo]:
         out: dict[str, HostInfo] = {}

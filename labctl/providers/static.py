@@ -5,11 +5,15 @@ labctl never creates or removes them; it only reaches them over SSH."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labctl import kernellog
 from labctl.errors import LabError
 from labctl.providers import register
 from labctl.providers.base import HostInfo, HostSpec, NetworkSpec, Say
+
+if TYPE_CHECKING:
+    from labctl.remote import Runner
 
 
 @register("static")
@@ -73,7 +77,9 @@ class StaticProvider:
     def image_info(self, hosts: list[HostSpec]) -> dict[str, str]:
         return {}
 
-    def export_hosts(self, lab: str, hosts: list[str], dest: Path, secrets: bool = False) -> dict[str, str]:
+    def export_hosts(
+        self, lab: str, hosts: list[str], dest: Path, secrets: bool = False, runner: Runner | None = None
+    ) -> dict[str, str]:
         raise LabError(
             f"lab {lab!r}: static hosts ({', '.join(hosts)}) cannot be saved: labctl does not own their disks. "
             "Fix: save a lab whose hosts labctl creates (podman), or image those machines with your own tools."

@@ -233,8 +233,14 @@ class _FakeProvider:
     def __init__(self) -> None:
         self.secrets: bool | None = None
 
-    def export_hosts(self, lab: str, hosts: list[str], dest: Path, secrets: bool = False) -> dict[str, str]:
+    def address(self, spec: object) -> str:
+        return "198.19.100.10"
+
+    def export_hosts(
+        self, lab: str, hosts: list[str], dest: Path, secrets: bool = False, runner: object = None
+    ) -> dict[str, str]:
         self.secrets = secrets
+        self.runner = runner
         (dest / "fake.tar").write_text("layers")
         return {h: f"fake.tar#{lab}-{h}" for h in hosts}
 
@@ -271,5 +277,6 @@ def test_save_keeps_secrets_out_unless_asked(
     assert not [n for n in names if "id_ed25519" in n]  # the lab's key never
     assert ("secrets/mongodb_admin" in names) is with_secrets
     assert manifest["secrets"] is with_secrets
-    assert manifest["hosts"] == {"db": {"provider": "podman", "file": "fake.tar#rp-db"}}
+    assert manifest["hosts"] == {"db": {"provider": "podman", "kind": "container", "file": "fake.tar#rp-db"}}
+    assert fake.runner is not None  # the lab's SSH runner is offered to every provider
     assert ("warning" in manifest) is with_secrets

@@ -191,3 +191,22 @@ def test_a_down_interrupted_among_the_vms_says_what_is_left_and_a_second_down_fi
     assert any(" -D POSTROUTING " in c and "labctl.vm=qa " in c for c in calls)
     assert (scratch / "sys" / "lqbbb0n0").exists() and fake_vms["qa-2"].poll() is None
     assert (scratch / "sibling" / "keep").exists()
+
+
+def test_destroy_lab_removes_the_restored_vm_disks_of_its_lab_only(scratch: Path) -> None:
+    """A restored lab's saved disks (vms/.images/<host>) go with the lab: nothing leaked, nothing else touched."""
+    from labctl.providers import vmsave
+
+    make_vm_dir("qa", "v1")
+    make_vm_dir("qa-2", "v1")
+    for lab in ("qa", "qa-2"):
+        saved = qemu.vms_dir(lab) / vmsave.IMAGES / "v1"
+        saved.mkdir(parents=True)
+        (saved / "disk.qcow2").write_text("flattened")
+    assert f"the restored VM disks in {qemu.vms_dir('qa') / vmsave.IMAGES}" in QemuProvider().remains("qa")
+    removed = QemuProvider().destroy_lab("qa")
+    assert "restored vm disk v1" in removed
+    assert not qemu.vms_dir("qa").exists()
+    assert (qemu.vms_dir("qa-2") / vmsave.IMAGES / "v1" / "disk.qcow2").exists()
+    assert (scratch / "sibling" / "keep").exists()
+    assert not [r for r in QemuProvider().remains("qa") if "disk" in r]

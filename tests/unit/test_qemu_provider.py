@@ -168,13 +168,12 @@ def test_a_vms_kernel_log_is_its_own() -> None:
     assert kernellog.source(QemuProvider()) == kernellog.OWN  # LOG lines: journalctl -k on the VM
 
 
-def test_saving_or_restoring_vms_is_a_clear_error_not_a_crash(tmp_path: Path) -> None:
+def test_saving_vms_needs_the_labs_ssh_runner(tmp_path: Path) -> None:
     from labctl.errors import LabError
     from labctl.providers.qemu import QemuProvider
 
     provider = QemuProvider()
-    with pytest.raises(LabError, match=r"cannot be saved yet.*Fix:"):
+    with pytest.raises(LabError, match=r"saving VMs needs SSH.*Fix:"):
         provider.export_hosts("vms", ["v1"], tmp_path)
-    with pytest.raises(LabError, match=r"cannot restore VMs.*Fix:"):
-        provider.import_hosts("vms", {"v1": "v1.tar"}, tmp_path)
     assert provider.image_info([]) == {}
+    assert provider.host_kind == "vm"
