@@ -1,24 +1,29 @@
 """VMs with real qemu (TCG on machines without hardware virtualization): a mixed lab of two VMs and a
 container (one lab shared by the assertions: exec, ping matrix by name, status, a new lab key, restart,
-console, down), Ctrl-C while a VM boots, and a VM that fails to boot."""
+console, save → down → up --from with the package sources closed, down), Ctrl-C while a VM boots, and a
+VM that fails to boot."""
 
 from __future__ import annotations
 
 import json
 import signal
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from .conftest import LABCTL, lab_containers, lab_networks, require_tool, run
+from .test_reproduce import CLOSED
 
 require_tool("qemu-system-x86_64", "qemu-system-x86 qemu-utils")
 
 pytestmark = pytest.mark.integration
 
 SYS_NET = Path("/sys/class/net")
+HOST_KEY = "/etc/ssh/ssh_host_ed25519_key.pub"
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -141,6 +146,45 @@ def test_mixed_lab_of_vms_and_a_container(tmp_path: Path, labenv: dict[str, str]
 
         console = run("console", "-f", str(lab), "v1", env=labenv).stdout  # not a terminal: the log
         assert "v1 login:" in console or "root@v1" in console
+        assert len(qemu_processes("it-vm")) == 2
+
+        # save → down → up --from with the package sources closed: the VMs come back from the archive alone
+        run("exec", "-f", str(lab), "--all", "--", "sh", "-c", CLOSED, env=labenv)
+        run("exec", "-f", str(lab), "v2", "--", "sh", "-c", "echo kept > /root/marker", env=labenv)
+        old_key = run("exec", "-f", str(lab), "v1", "--", "cat", HOST_KEY, env=labenv).stdout
+        before = run("exec", "-f", str(lab), "v1", "--", "sh", "-c", boot_id, env=labenv).stdout
+        saved = tmp_path / "lab.tar"
+        run("save", "-f", str(lab), "-o", str(saved), env=labenv)
+        # the VM ran on through the save (paused only while its overlay was copied), its host key back
+        assert run("exec", "-f", str(lab), "v1", "--", "sh", "-c", boot_id, env=labenv).stdout == before
+        assert run("exec", "-f", str(lab), "v1", "--", "cat", HOST_KEY, env=labenv).stdout == old_key
+        with tarfile.open(saved) as tar:
+            names = set(tar.getnames())
+            manifest = yaml.safe_load(tar.extractfile("manifest.yml").read())  # type: ignore[union-attr]
+        assert {h: e["kind"] for h, e in manifest["hosts"].items()} == {"v1": "vm", "v2": "vm", "c1": "container"}
+        for host in ("v1", "v2"):
+            assert {f"hosts/vm-{host}/{f}" for f in ("disk.qcow2", "vmlinuz", "initrd.img")} <= names
+        assert not [n for n in names if "id_ed25519" in n or n.startswith("secrets")]
+        run("down", "-f", str(lab), env=labenv)
+        assert qemu_processes("it-vm") == [] and not state.exists()
+
+        run("up", "--from", str(saved), "--no-provision", env=labenv)
+        bridges.append(bridge_of("it-vm", "n1"))
+        r = ["--name", "it-vm"]
+        assert run("exec", *r, "v1", "--", "systemd-detect-virt", env=labenv, check=False).stdout.strip() in (
+            "qemu",
+            "kvm",
+        )
+        for src, dst in (("v1", "v2"), ("v2", "c1"), ("c1", "v1")):
+            assert run("exec", *r, src, "--", "ping", "-c1", "-W5", dst, env=labenv, check=False).returncode == 0
+        assert run("exec", *r, "v2", "--", "cat", "/root/marker", env=labenv).stdout.strip() == "kept"
+        assert run("exec", *r, "v1", "--", "cat", HOST_KEY, env=labenv).stdout not in ("", old_key)  # new host key
+        update = run("exec", *r, "v2", "--", "apt-get", "update", env=labenv, check=False)
+        assert "127.0.0.1:9" in update.stdout + update.stderr  # the sources really were closed
+        # the restored VMs boot their saved disk and kernel, kept in the lab's state (not the VM image)
+        info = subprocess.run(["qemu-img", "info", "-U", "--output", "json", str(state / "vms" / "v1" / "disk.qcow2")],
+                              capture_output=True, text=True, check=True).stdout  # fmt: skip
+        assert json.loads(info)["backing-filename"] == str(state / "vms" / ".images" / "v1" / "disk.qcow2")
         assert len(qemu_processes("it-vm")) == 2
     finally:
         run("down", "-f", str(lab), env=labenv, check=False)
