@@ -70,7 +70,9 @@ def save(lab: Lab, out: Path, with_secrets: bool = False, say: Say = _quiet) -> 
                 kind = str(getattr(backend, "host_kind", "container"))
                 say(f"saving {len(specs)} {kind}(s) of provider {name}")
                 hosts = [s.name for s in specs]
+                began = time.monotonic()
                 exported = backend.export_hosts(lab.name, hosts, stage / HOSTS_DIR, with_secrets, runner=runner)
+                say(f"saved the {kind}(s) of provider {name} in {time.monotonic() - began:.1f} s")
                 files.update({h: manifest_entry(name, kind, f) for h, f in exported.items()})
         finally:
             runner.close()
