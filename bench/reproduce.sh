@@ -2,6 +2,8 @@
 # Measure reproducing a lab: lock, lock --check, save (size), down, restore (up --from, incl. converge and
 # smoke), lock --check of the restored lab, down. The lab must be up (labctl up -f LAB.yml) first.
 # Usage: bench/reproduce.sh LAB.yml [ARCHIVE_DIR]   (the archive is removed at the end)
+# A lab brought up with --no-provision: RESTORE_ARGS=--no-provision (its hosts have nothing to converge with).
+# VMs (provider: qemu): the archive's size per VM is printed too, and up --from's time is to SSH ready.
 # Prints one line per phase, in seconds, and the archive's size; full output in bench/.logs/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,8 +26,20 @@ step lock-check $labctl lock --check -f "$lab"
 step save $labctl save -f "$lab" -o "$archive"
 printf '%-22s %7.0f MiB (%d hosts)\n' "archive" "$(($(stat -c %s "$archive") / 1048576))" \
   "$(python3 -c "import sys, yaml; print(len(yaml.safe_load(open(sys.argv[1]))['hosts']))" "$lab")"
+python3 - "$archive" <<'PY'
+import sys, tarfile
+sizes = {}
+with tarfile.open(sys.argv[1]) as tar:
+    for m in tar.getmembers():
+        parts = m.name.split("/")
+        if len(parts) == 3 and parts[0] == "hosts" and parts[1].startswith("vm-") and m.isfile():
+            sizes[parts[1][3:]] = sizes.get(parts[1][3:], 0) + m.size
+for host, size in sizes.items():
+    print(f"{'archive, VM ' + host:<22} {size / 1048576:7.0f} MiB (flattened disk, kernel and initrd once)")
+PY
 step down $labctl down -f "$lab"
-step restore $labctl up --from "$archive"
+# shellcheck disable=SC2086
+step restore $labctl up --from "$archive" ${RESTORE_ARGS:-}
 grep -h "converge ok" "$logs/reproduce-restore.log" | sed 's/^/  /'
 step restored-lock-check $labctl lock --check --name "$name"
 step down-restored $labctl down --name "$name"
