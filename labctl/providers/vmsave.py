@@ -56,7 +56,7 @@ def setaside_command(direction: str, secrets: bool = False) -> str:
     return "python3 - out keep-secrets" if direction == "out" and secrets else f"python3 - {direction}"
 
 
-def checked_entry(host: str, entry: str, archive: str = "the archive") -> str:
+def checked_entry(host: str, entry: str, archive: str = "the saved lab") -> str:
     """The archive entry of a VM, proven a plain directory name of this host (nothing outside the stage)."""
     if entry != entry_name(host):
         raise LabError(
@@ -73,7 +73,7 @@ def missing_parts(directory: Path) -> list[str]:
     return [p.name for p in wanted if not p.is_file() or p.stat().st_size == 0]
 
 
-def check_disk(host: str, disk: Path, archive: str = "the archive") -> None:
+def check_disk(host: str, disk: Path, archive: str = "the saved lab") -> None:
     """A saved disk must be a sound qcow2 with no backing file (flattened)."""
 
     def damaged(why: str) -> LabError:
@@ -151,7 +151,7 @@ def export_vm(
     (out / "image.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
-def import_vm(host: str, saved: Path, images: Path, archive: str = "the archive") -> VmImage:
+def import_vm(host: str, saved: Path, images: Path, archive: str = "the saved lab") -> VmImage:
     """Check a VM's saved directory and move it into images/<host>; returns it as a VM image."""
     if not saved.is_dir():
         raise LabError(
