@@ -9,7 +9,6 @@ Checks that change slices or options put everything back and verify the state is
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import json
 import shlex
@@ -27,9 +26,11 @@ UNIT = "sdn-controller"  # what `labctl logs HOST UNIT` shows when a check fails
 _SMOKE_MAC = "02:5a:5a:00:00:99"  # the temporary host of the restrict check, before it takes a bound MAC
 
 FILES = Path(__file__).parent / "files"
-_HTTP = (FILES / "sdn_http.py").read_text()  # one REST request, run on the sdn host
-_PINGS = (FILES / "sdn_pings.py").read_text()  # pings in parallel between emulated hosts
-_HOSTS = (FILES / "sdn_hosts.py").read_text()  # port, MAC and address of each emulated host
+# Runs on the sdn host: a batch of REST requests, ping sets and commands in one program (one SSH round
+# trip), waits polled there rather than over SSH
+_STEPS = (FILES / "sdn_steps.py").read_text()
+Step = list[Any]
+Pair = tuple[str, str, bool]  # source host, destination host (or address), whether it must reach
 
 
 class Sdn:
@@ -42,74 +43,140 @@ class Sdn:
         self.bridge = str(fact["bridge"])
         self.units = list(fact["units"])
         names = [h["name"] for h in fact["hosts"]]
-        self.hosts: dict[str, dict[str, Any]] = json.loads(ctx.python(host, _HOSTS, json.dumps(names)).stdout)
-        raw = ctx.sh(host, f"ovs-vsctl get bridge {shlex.quote(self.bridge)} datapath_id").stdout
-        self.dpid = int(raw.strip().strip('"'), 16)
+        info = self.steps([["hosts", names, self.bridge]])[0]
+        self.hosts: dict[str, dict[str, Any]] = info["hosts"]
+        self.dpid = int(info["dpid"])
+
+    def steps(self, steps: list[Step], timeout: float = 120) -> list[Any]:
+        """Run steps on the host in one program (see files/sdn_steps.py); one result per step run.
+
+        A REST step whose status is not the expected one ends the batch there: the steps after it do
+        not run (and :meth:`http` raises on it)."""
+        out = self.ctx.python(self.host, _STEPS, json.dumps(steps), timeout=timeout).stdout
+        return list(json.loads(out))
 
     # -- REST
-    def api(self, method: str, path: str, body: Any = None, expect: int | tuple[int, ...] = (200, 202)) -> Any:
-        payload = json.dumps(body) if body is not None else ""
-        res = json.loads(self.ctx.python(self.host, _HTTP, method, self.url + path, payload).stdout)
-        wanted = (expect,) if isinstance(expect, int) else expect
+    def req(self, method: str, path: str, body: Any = None, expect: int | tuple[int, ...] = (200, 202)) -> Step:
+        wanted = [expect] if isinstance(expect, int) else list(expect)
+        return ["http", method, self.url + path, json.dumps(body) if body is not None else "", wanted]
+
+    def http(self, step: Step, res: Any) -> Any:
+        """The body of a REST step's result; CheckFailed when its status is not the expected one (or it
+        did not run because an earlier request of its batch failed)."""
+        _, method, url, payload, wanted = step
+        if res is None:
+            raise CheckFailed(f"{method} {url}: not sent (an earlier request failed)", f"{method} {url} {payload}")
         if res["status"] not in wanted:
             raise CheckFailed(
-                f"{method} {path}: HTTP {res['status']}, expected {wanted}",
-                f"{method} {self.url}{path} {payload}",
+                f"{method} {url.removeprefix(self.url)}: HTTP {res['status']}, expected {tuple(wanted)}",
+                f"{method} {url} {payload}",
                 json.dumps(res["body"]),
             )
         return res["body"]
 
-    def state(self) -> dict[str, Any]:
+    def run(self, steps: list[Step], timeout: float = 120) -> list[Any]:
+        """Run steps; REST results become their bodies (raising on an unexpected status), wait_pings
+        results raise on a wrong outcome, sh results on a non-zero exit."""
+        results = self.steps(steps, timeout=timeout)
+        results += [None] * (len(steps) - len(results))
+        out = []
+        for step, res in zip(steps, results, strict=True):
+            kind = step[0]
+            if kind == "http":
+                out.append(self.http(step, res))
+            elif kind == "sh":
+                if res is None:
+                    raise CheckFailed(f"{self.host}: command not run (an earlier step failed)", step[1])
+                if res["exit"] != 0:
+                    raise CheckFailed(
+                        f"{self.host}: command exited {res['exit']}", step[1], res["stdout"] + res["stderr"]
+                    )
+                out.append(res["stdout"])
+            else:
+                out.append(res)
+        return out
+
+    def api(self, method: str, path: str, body: Any = None, expect: int | tuple[int, ...] = (200, 202)) -> Any:
+        return self.run([self.req(method, path, body, expect)])[0]
+
+    def state_steps(self) -> list[Step]:
+        return [self.req("GET", "/db"), self.req("GET", "/config")]
+
+    @staticmethod
+    def as_state(db: Any, config: Any) -> dict[str, Any]:
         """Everything the controller holds: options and Trema's tables (sorted for comparison)."""
-        db = self.api("GET", "/db")
         db["slices"].sort(key=lambda r: r["number"])
         db["bindings"].sort(key=lambda r: (r["slice_number"], r["id"]))
         db["filter"].sort(key=lambda r: r["id"])
-        return {"config": self.api("GET", "/config"), "db": db}
+        return {"config": config, "db": db}
 
-    def table(self) -> sl.SliceTable:
+    def state(self) -> dict[str, Any]:
+        return self.as_state(*self.run(self.state_steps()))
+
+    @staticmethod
+    def table_of(state: dict[str, Any]) -> sl.SliceTable:
         t = sl.SliceTable()
-        state = self.state()
         t.load({"config": state["config"], "tables": state["db"]})
         return t
+
+    def table(self) -> sl.SliceTable:
+        return self.table_of(self.state())
 
     def slice_of(self, table: sl.SliceTable) -> dict[str, str | None]:
         return {n: table.lookup(self.dpid, h["port"], sl.UNTAGGED, h["mac"]) for n, h in self.hosts.items()}
 
-    # -- packets
-    def pings(self, pairs: list[tuple[str, str]]) -> list[bool]:
-        arg = json.dumps([[src, self.hosts[dst]["ip"] if dst in self.hosts else dst] for src, dst in pairs])
-        return json.loads(self.ctx.python(self.host, _PINGS, arg, timeout=180).stdout)
+    def same_state(self, before: dict[str, Any], db: Any, config: Any, what: str) -> None:
+        now = self.as_state(db, config)
+        if now != before:
+            raise CheckFailed(what, "GET /db, /config", json.dumps(now))
 
-    def expect_pings(self, pairs: list[tuple[str, str, bool]], what: str) -> None:
-        got = self.pings([(a, b) for a, b, _ in pairs])
+    # -- packets
+    def _addr(self, dst: str) -> str:
+        return str(self.hosts[dst]["ip"]) if dst in self.hosts else dst
+
+    def pings_step(self, pairs: list[Pair]) -> Step:
+        return ["pings", [[a, self._addr(b), want] for a, b, want in pairs]]
+
+    def wait_step(self, pairs: list[Pair], timeout: float = 15) -> Step:
+        return ["wait_pings", [[a, self._addr(b), want] for a, b, want in pairs], timeout]
+
+    @staticmethod
+    def wrong(pairs: list[Pair], got: list[bool], what: str) -> None:
         wrong = [
             f"{a}->{b} {'reached' if ok else 'did not reach'}"
             for (a, b, want), ok in zip(pairs, got, strict=True)
             if ok != want
         ]
         if wrong:
-            raise CheckFailed(f"{what}: {', '.join(wrong)}", "ip netns exec SRC ping -c 3 DST")
+            raise CheckFailed(
+                f"{what}: {', '.join(wrong)}",
+                "ip netns exec SRC ping -c 1 -i 0.1 -w 5 (must reach) or 1 (must not) DST",
+            )
 
-    def wait_pings(self, pairs: list[tuple[str, str, bool]], what: str, timeout: float = 15) -> None:
-        def probe() -> bool:
-            got = self.pings([(a, b) for a, b, _ in pairs])
-            return all(ok == want for (_, _, want), ok in zip(pairs, got, strict=True))
+    def expect_pings(self, pairs: list[Pair], what: str) -> None:
+        self.wrong(pairs, self.steps([self.pings_step(pairs)], timeout=60)[0], what)
 
-        try:
-            self.ctx.wait_until(what, probe, timeout=timeout, interval=1)
-        except CheckFailed:
-            self.expect_pings(pairs, what)  # raises with the details
-            raise
+    def waited(self, pairs: list[Pair], res: dict[str, Any], what: str) -> None:
+        """Raise with the details when a wait_pings step ended before every pair behaved."""
+        if res is None:
+            raise CheckFailed(f"{what}: not tried (an earlier step failed)", "ip netns exec SRC ping DST")
+        if not res["ok"]:
+            self.wrong(pairs, res["got"], f"{what} (after {res['seconds']} s)")
 
-    def rx_packets(self, name: str) -> int:
-        return int(
-            self.ctx.sh(self.host, f"ip netns exec {name} cat /sys/class/net/{name}/statistics/rx_packets").stdout
-        )
+    def wait_pings(self, pairs: list[Pair], what: str, timeout: float = 15) -> None:
+        self.waited(pairs, self.steps([self.wait_step(pairs, timeout)], timeout=timeout + 60)[0], what)
 
-    def connected(self) -> bool:
-        res = self.ctx.run(self.host, f"ovs-vsctl get controller {shlex.quote(self.bridge)} is_connected")
-        return res.ok and res.stdout.strip() == "true"
+    def connected_step(self, timeout: float = 30) -> Step:
+        """Poll (on the host) until the bridge is connected to its controller: {"ok", "seconds"}."""
+        return ["wait_sh", f"ovs-vsctl get controller {shlex.quote(self.bridge)} is_connected", "true", timeout]
+
+    def connected(self, res: dict[str, Any]) -> None:
+        if res is None or not res["ok"]:
+            raise CheckFailed(
+                f"{self.host}: {self.bridge} not connected to its controller"
+                + ("" if res is None else f" after {res['seconds']} s"),
+                f"ovs-vsctl get controller {self.bridge} is_connected",
+            )
 
     def unused_ip(self, near: str) -> str:
         h = self.hosts[near]
@@ -128,8 +195,8 @@ def _sdn(ctx: Context) -> list[Sdn]:
     return [Sdn(ctx, h) for h in hosts]
 
 
-def _matrix(sdn: Sdn) -> list[tuple[str, str, bool]]:
-    member = sdn.slice_of(sdn.table())
+def _matrix(sdn: Sdn, table: sl.SliceTable) -> list[Pair]:
+    member = sdn.slice_of(table)
     pairs = []
     for a, b in combinations(sorted(sdn.hosts), 2):
         same = member[a] is not None and member[a] == member[b]
@@ -142,19 +209,27 @@ def _matrix(sdn: Sdn) -> list[tuple[str, str, bool]]:
 @check("controller connected")
 def controller_connected(ctx: Context) -> None:
     for sdn in _sdn(ctx):
-        ctx.sh(sdn.host, "systemctl is-active " + " ".join(sdn.units))
-        ctx.wait_until(f"{sdn.host}: {sdn.bridge} connected to its controller", sdn.connected, timeout=30)
-        mode = ctx.sh(sdn.host, f"ovs-vsctl get bridge {sdn.bridge} fail_mode datapath_type protocols").stdout.split()
+        _, connected, mode, networks = sdn.run(
+            [
+                ["sh", "systemctl is-active " + " ".join(shlex.quote(u) for u in sdn.units)],
+                sdn.connected_step(timeout=30),
+                ["sh", f"ovs-vsctl get bridge {shlex.quote(sdn.bridge)} fail_mode datapath_type protocols"],
+                sdn.req("GET", "/networks"),
+            ],
+            timeout=90,
+        )
+        sdn.connected(connected)
+        mode = mode.split()
         if mode[:2] != ["secure", "netdev"] or "OpenFlow13" not in mode[2]:
             raise CheckFailed(f"{sdn.host}: bridge settings {mode}", "ovs-vsctl get bridge ...")
-        if not sdn.api("GET", "/networks"):
+        if not networks:
             raise CheckFailed(f"{sdn.host}: the controller has no slices", f"GET {sdn.url}/networks")
 
 
 @check("slices isolate hosts")
 def slices_isolate(ctx: Context) -> None:
     for sdn in _sdn(ctx):
-        pairs = _matrix(sdn)
+        pairs = _matrix(sdn, sdn.table())
         if not any(want for _, _, want in pairs) or all(want for _, _, want in pairs):
             raise CheckSkipped("the slices do not give both reachable and isolated pairs")
         sdn.expect_pings(pairs, f"{sdn.host}: reachability does not follow the slices")
@@ -175,15 +250,22 @@ def broadcast_isolated(ctx: Context) -> None:
             raise CheckSkipped("needs two hosts in one slice and one in another")
         a, b, c = trio[0]
         a_ip, c_ip = sdn.hosts[a]["ip"], sdn.hosts[c]["ip"]
-        for n in (b, c):
-            ctx.sh(sdn.host, f"ip -n {n} neigh flush all")
-        before = sdn.rx_packets(b)
+        rx = f"ip netns exec {b} cat /sys/class/net/{b}/statistics/rx_packets"
         # a asks who has c's address: ARP broadcasts that must reach a's slice only. Had one reached c,
         # c would have answered (a would reach it) and learned a's address.
-        if sdn.pings([(a, c)]) != [False]:
+        _, before, reached, after, neigh = sdn.run(
+            [
+                ["sh", f"ip -n {b} neigh flush all && ip -n {c} neigh flush all"],
+                ["sh", rx],
+                sdn.pings_step([(a, c, False)]),
+                ["sh", rx],
+                ["sh", f"ip -n {c} neigh show {a_ip}"],
+            ]
+        )
+        if reached != [False]:
             raise CheckFailed(f"{a} ({member[a]}) reached {c} ({member[c]})", f"ip netns exec {a} ping {c_ip}")
-        grew = sdn.rx_packets(b) - before
-        neigh = ctx.sh(sdn.host, f"ip -n {c} neigh show {a_ip}").stdout.strip()
+        grew = int(after) - int(before)
+        neigh = neigh.strip()
         if grew < 1:
             raise CheckFailed(f"{b} (same slice as {a}) saw none of {a}'s ARP broadcasts", "rx_packets", str(grew))
         if neigh:
@@ -196,7 +278,7 @@ def broadcast_isolated(ctx: Context) -> None:
 def move_binding(ctx: Context) -> None:
     for sdn in _sdn(ctx):
         before = sdn.state()
-        table = sdn.table()
+        table = sdn.table_of(before)
         member = sdn.slice_of(table)
         by_port = {h["port"]: n for n, h in sdn.hosts.items()}
         move = None
@@ -214,24 +296,38 @@ def move_binding(ctx: Context) -> None:
             raise CheckSkipped("needs a port-bound host with a slice mate and a host in another slice")
         src_slice, pb, name, mate, other, dst_slice = move
         binding = {"id": pb.id, "datapath_id": pb.dpid, "port": pb.port, "vid": pb.vid}
-        sdn.expect_pings([(name, mate, True), (name, other, False)], f"before moving {name}")
+        home: list[Pair] = [(name, mate, True), (name, other, False)]
+        moved: list[Pair] = [(name, other, True), (name, mate, False)]
+        sdn.expect_pings(home, f"before moving {name}")
         try:
-            sdn.api("DELETE", f"/networks/{src_slice}/ports/{pb.id}", expect=202)
-            sdn.api("POST", f"/networks/{dst_slice}/ports", binding, expect=202)
-            sdn.wait_pings([(name, other, True), (name, mate, False)], f"{name} moved to {dst_slice}", timeout=15)
+            res = sdn.run(
+                [
+                    sdn.req("DELETE", f"/networks/{src_slice}/ports/{pb.id}", expect=202),
+                    sdn.req("POST", f"/networks/{dst_slice}/ports", binding, expect=202),
+                    sdn.wait_step(moved, timeout=15),
+                ],
+                timeout=90,
+            )
+            sdn.waited(moved, res[2], f"{name} moved to {dst_slice}")
         finally:
-            sdn.api("DELETE", f"/networks/{dst_slice}/ports/{pb.id}", expect=(202, 404))
-            sdn.api("POST", f"/networks/{src_slice}/ports", binding, expect=(202, 422))
-        sdn.wait_pings([(name, mate, True), (name, other, False)], f"{name} back in {src_slice}", timeout=15)
-        if sdn.state() != before:
-            raise CheckFailed("the slices differ from before the check", "GET /db, /config", json.dumps(sdn.state()))
+            res = sdn.run(
+                [
+                    sdn.req("DELETE", f"/networks/{dst_slice}/ports/{pb.id}", expect=(202, 404)),
+                    sdn.req("POST", f"/networks/{src_slice}/ports", binding, expect=(202, 422)),
+                    sdn.wait_step(home, timeout=15),
+                    *sdn.state_steps(),
+                ],
+                timeout=90,
+            )
+        sdn.waited(home, res[2], f"{name} back in {src_slice}")
+        sdn.same_state(before, res[3], res[4], "the slices differ from before the check")
 
 
 @check("restrict hosts on port")
 def restrict_hosts(ctx: Context) -> None:
     for sdn in _sdn(ctx):
         before = sdn.state()
-        table = sdn.table()
+        table = sdn.table_of(before)
         ports = {h["port"]: n for n, h in sdn.hosts.items()}
         # a host admitted by a port-MAC binding, and another port-bound host of the same slice
         chosen = None
@@ -252,61 +348,93 @@ def restrict_hosts(ctx: Context) -> None:
         p, q, r = ports[pm_pb.port], ports[q_pb.port], ports[r_pb.port]
         xname, xip = "sdnsmoke", sdn.unused_ip(p)
         x_prefix = sdn.hosts[p]["prefix"]
+        add_x = "; ".join(
+            [
+                "set -e",
+                f"ip netns add {xname}",
+                f"ovs-vsctl add-port {sdn.bridge} {xname} -- set interface {xname} type=internal",
+                f"ip link set {xname} netns {xname}",
+                f"ip netns exec {xname} sysctl -qw net.ipv6.conf.all.disable_ipv6=1",
+                f"ip -n {xname} link set {xname} address {_SMOKE_MAC}",
+                f"ip -n {xname} addr add {xip}/{x_prefix} dev {xname}",
+                f"ip -n {xname} link set {xname} up",
+                f"ovs-vsctl get interface {xname} ofport",
+            ]
+        )
+        open_port: list[Pair] = [(xname, q, True)]
+        restricted: list[Pair] = [(p, q, True), (xname, q, False), (r, q, False)]
+        restored: list[Pair] = [(r, q, True), (p, q, True)]
         try:
             # q also gets a port-MAC binding; x is a new port of the slice (its own MAC at first)
-            sdn.api(
-                "POST", f"/networks/{sid}/ports/{q_pb.id}/attachments", {"id": "smoke-q", "mac": sdn.hosts[q]["mac"]}
+            attach = {"id": "smoke-q", "mac": sdn.hosts[q]["mac"]}
+            xport = int(
+                sdn.run([sdn.req("POST", f"/networks/{sid}/ports/{q_pb.id}/attachments", attach), ["sh", add_x]])[1]
             )
-            ctx.sh(
-                sdn.host,
-                "; ".join(
-                    [
-                        "set -e",
-                        f"ip netns add {xname}",
-                        f"ovs-vsctl add-port {sdn.bridge} {xname} -- set interface {xname} type=internal",
-                        f"ip link set {xname} netns {xname}",
-                        f"ip netns exec {xname} sysctl -qw net.ipv6.conf.all.disable_ipv6=1",
-                        f"ip -n {xname} link set {xname} address {_SMOKE_MAC}",
-                        f"ip -n {xname} addr add {xip}/{x_prefix} dev {xname}",
-                        f"ip -n {xname} link set {xname} up",
-                    ]
-                ),
+            res = sdn.run(
+                [
+                    sdn.req(
+                        "POST", f"/networks/{sid}/ports", {"id": "smoke-x", "datapath_id": sdn.dpid, "port": xport}
+                    ),
+                    # without the option the new port admits whatever is on it
+                    sdn.wait_step(open_port),
+                ],
+                timeout=90,
             )
-            xport = int(ctx.sh(sdn.host, f"ovs-vsctl get interface {xname} ofport").stdout)
-            sdn.api("POST", f"/networks/{sid}/ports", {"id": "smoke-x", "datapath_id": sdn.dpid, "port": xport})
-            # without the option the new port admits whatever is on it
-            sdn.wait_pings([(xname, q, True)], "unrestricted: port binding admits the host on the new port")
-            sdn.api("PUT", "/config", {"restrict_hosts_on_port": True})
+            sdn.waited(open_port, res[1], "unrestricted: port binding admits the host on the new port")
             # now the new port carries p's MAC: p's port-MAC binding must not admit it there
-            ctx.sh(sdn.host, f"ip -n {xname} link set {xname} address {sdn.hosts[p]['mac']}")
-            sdn.wait_pings(
-                [(p, q, True), (xname, q, False), (r, q, False)],
+            res = sdn.run(
+                [
+                    sdn.req("PUT", "/config", {"restrict_hosts_on_port": True}),
+                    ["sh", f"ip -n {xname} link set {xname} address {sdn.hosts[p]['mac']}"],
+                    sdn.wait_step(restricted),
+                ],
+                timeout=90,
+            )
+            sdn.waited(
+                restricted,
+                res[2],
                 f"restrict_hosts_on_port: {p} admitted on its bound port only; port-bound {r} refused",
             )
         finally:
-            sdn.api("PUT", "/config", before["config"])
-            sdn.api("DELETE", f"/networks/{sid}/ports/smoke-x", expect=(202, 404))
-            sdn.api("DELETE", f"/networks/{sid}/ports/{q_pb.id}/attachments/smoke-q", expect=(202, 404))
-            ctx.run(sdn.host, f"ovs-vsctl --if-exists del-port {sdn.bridge} {xname}; ip netns delete {xname}")
-        sdn.wait_pings([(r, q, True), (p, q, True)], "options restored")
-        if sdn.state() != before:
-            raise CheckFailed("the slices differ from before the check", "GET /db, /config", json.dumps(sdn.state()))
+            sdn.run(
+                [
+                    sdn.req("PUT", "/config", before["config"]),
+                    sdn.req("DELETE", f"/networks/{sid}/ports/smoke-x", expect=(202, 404)),
+                    sdn.req("DELETE", f"/networks/{sid}/ports/{q_pb.id}/attachments/smoke-q", expect=(202, 404)),
+                    ["sh", f"ovs-vsctl --if-exists del-port {sdn.bridge} {xname}; ip netns delete {xname} || true"],
+                ]
+            )
+        res = sdn.run([sdn.wait_step(restored), *sdn.state_steps()], timeout=90)
+        sdn.waited(restored, res[0], "options restored")
+        sdn.same_state(before, res[1], res[2], "the slices differ from before the check")
 
 
 @check("controller restart keeps isolation")
 def controller_restart(ctx: Context) -> None:
     for sdn in _sdn(ctx):
         before = sdn.state()
-        pid = ctx.sh(sdn.host, "systemctl show -P MainPID sdn-controller.service").stdout.strip()
-        ctx.sh(sdn.host, "systemctl restart sdn-controller.service")
-        new_pid = ctx.sh(sdn.host, "systemctl show -P MainPID sdn-controller.service").stdout.strip()
-        if new_pid in ("0", pid):
-            raise CheckFailed(f"sdn-controller did not restart (pid {pid} -> {new_pid})", "systemctl restart")
-        ctx.wait_until("REST API back", functools.partial(_api_up, sdn), timeout=30)
-        ctx.wait_until(f"{sdn.bridge} reconnected", sdn.connected, timeout=30)
-        if sdn.state() != before:
-            raise CheckFailed("slices changed across the restart", "GET /db, /config", json.dumps(sdn.state()))
-        sdn.wait_pings(_matrix(sdn), "isolation after the controller restart", timeout=20)
+        matrix = _matrix(sdn, sdn.table_of(before))
+        pid = "systemctl show -P MainPID sdn-controller.service"
+        old, _, new, api, connected, db, config, isolated = sdn.run(
+            [
+                ["sh", pid],
+                ["sh", "systemctl restart sdn-controller.service"],
+                ["sh", pid],
+                ["wait_http", sdn.url + "/config", 30],
+                sdn.connected_step(timeout=30),
+                *sdn.state_steps(),
+                sdn.wait_step(matrix, timeout=20),
+            ],
+            timeout=150,
+        )
+        old, new = old.strip(), new.strip()
+        if new in ("0", old):
+            raise CheckFailed(f"sdn-controller did not restart (pid {old} -> {new})", "systemctl restart")
+        if not api["ok"]:
+            raise CheckFailed(f"REST API not back {api['seconds']} s after the restart", f"GET {sdn.url}/config")
+        sdn.connected(connected)
+        sdn.same_state(before, db, config, "slices changed across the restart")
+        sdn.waited(matrix, isolated, "isolation after the controller restart")
 
 
 @check("REST API is Trema's")
@@ -328,9 +456,10 @@ def trema_rest(ctx: Context) -> str:
                 "python3 - run URL TABLE (labctl/sdn/trema_features.py)",
                 "\n".join(failed),
             )
-        if sdn.state() != before:
-            raise CheckFailed("the tables differ from before the check", "GET /db, /config", json.dumps(sdn.state()))
-        sdn.wait_pings(_matrix(sdn), "isolation after the tables were restored", timeout=20)
+        matrix = _matrix(sdn, sdn.table_of(before))
+        db, config, isolated = sdn.run([*sdn.state_steps(), sdn.wait_step(matrix, timeout=20)], timeout=90)
+        sdn.same_state(before, db, config, "the tables differ from before the check")
+        sdn.waited(matrix, isolated, "isolation after the tables were restored")
         messages.append(f"{sdn.host}: {len(results)}/{len(results)} Trema REST scenarios pass")
     return "; ".join(messages)
 
@@ -340,7 +469,7 @@ def filters_allow_deny(ctx: Context) -> str:
     """A DENY filter on one host's ICMP becomes drop flows; a higher-priority ALLOW wins over it."""
     for sdn in _sdn(ctx):
         before = sdn.state()
-        member = sdn.slice_of(sdn.table())
+        member = sdn.slice_of(sdn.table_of(before))
         trio = [
             (a, b, c)
             for a in sorted(sdn.hosts)
@@ -354,27 +483,28 @@ def filters_allow_deny(ctx: Context) -> str:
         mac = {n: sdn.hosts[n]["mac"] for n in (a, b, c)}
         deny = {"id": "smoke-deny", "priority": 100, "dl_src": mac[a], "dl_type": "0x0800", "nw_proto": 1}
         allow = {"id": "smoke-allow", "priority": 200, "dl_src": mac[a], "dl_dst": mac[b], "action": "ALLOW"}
+        denied: list[Pair] = [(a, b, False), (a, c, False), (c, b, True)]
+        allowed: list[Pair] = [(a, b, True), (a, c, False)]
+        removed: list[Pair] = [(a, b, True), (a, c, True)]
+        dump = f"ovs-ofctl -O OpenFlow13 dump-flows {shlex.quote(sdn.bridge)}"
         try:
-            sdn.api("POST", "/filters", [deny | {"action": "DENY"}], expect=202)
-            sdn.wait_pings([(a, b, False), (a, c, False), (c, b, True)], f"DENY filter on {a}'s ICMP")
-            flows = ctx.sh(sdn.host, f"ovs-ofctl -O OpenFlow13 dump-flows {shlex.quote(sdn.bridge)}").stdout
+            _, res, flows = sdn.run(
+                [
+                    sdn.req("POST", "/filters", [deny | {"action": "DENY"}], expect=202),
+                    sdn.wait_step(denied),
+                    ["sh", dump],
+                ],
+                timeout=90,
+            )
+            sdn.waited(denied, res, f"DENY filter on {a}'s ICMP")
             drops = [f for f in flows.splitlines() if "icmp" in f and f"dl_src={mac[a]}" in f and "drop" in f]
             if not drops:
-                raise CheckFailed(f"no drop flow for {a}'s ICMP on {sdn.bridge}", "ovs-ofctl dump-flows", flows)
-            sdn.api("POST", "/filters", allow, expect=202)
-            sdn.wait_pings([(a, b, True), (a, c, False)], f"ALLOW filter {a}->{b} above the DENY")
+                raise CheckFailed(f"no drop flow for {a}'s ICMP on {sdn.bridge}", dump, flows)
+            res = sdn.run([sdn.req("POST", "/filters", allow, expect=202), sdn.wait_step(allowed)], timeout=90)[1]
+            sdn.waited(allowed, res, f"ALLOW filter {a}->{b} above the DENY")
         finally:
-            for fid in ("smoke-allow", "smoke-deny"):
-                sdn.api("DELETE", f"/filters/{fid}", expect=(202, 404))
-        sdn.wait_pings([(a, b, True), (a, c, True)], "filters removed")
-        if sdn.state() != before:
-            raise CheckFailed("the tables differ from before the check", "GET /db, /config", json.dumps(sdn.state()))
+            sdn.run([sdn.req("DELETE", f"/filters/{fid}", expect=(202, 404)) for fid in ("smoke-allow", "smoke-deny")])
+        res, db, config = sdn.run([sdn.wait_step(removed), *sdn.state_steps()], timeout=90)
+        sdn.waited(removed, res, "filters removed")
+        sdn.same_state(before, db, config, "the tables differ from before the check")
     return f"{a}'s ICMP denied by drop flows ({len(drops)} on {sdn.bridge}), allowed to {b} by priority 200"
-
-
-def _api_up(sdn: Sdn) -> bool:
-    try:
-        sdn.api("GET", "/config", expect=200)
-    except CheckFailed:
-        return False
-    return True
