@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Issue 13's figures, measured now and printed beside the values before the change.
 
-Usage: .venv/bin/python bench/speed.py [lab] [scale] [mitogen]
+Usage: .venv/bin/python bench/speed.py [lab] [scale] [mitogen] [smoke --name LAB]
            [--subnets 198.19.40.0/24 198.19.41.0/24 198.19.42.0/24] [--prefix sp] [--keep-cache]
 
   lab      the default lab (renamed <prefix>def, on the first two subnets): a cold `up --no-smoke`
@@ -14,6 +14,9 @@ Usage: .venv/bin/python bench/speed.py [lab] [scale] [mitogen]
            file fails the host).
   cache    30 fresh hosts update and download the same packages at once through an empty private
            cache, then again through the filled one (apt verifies every file).
+  smoke    `labctl smoke --json` on the running lab --name (e.g. a default lab brought up by hand):
+           the wall time, and each service's checks with their seconds (services run concurrently,
+           the checks of one service in order, so the slowest service bounds the wall time).
   mitogen  on the running lab of `lab` (kept with --keep-lab): a bare warm ansible-playbook run with
            the linear strategy and with mitogen_linear, when mitogen is installed.
 
@@ -255,9 +258,29 @@ def bench_cache(args: argparse.Namespace, tmp: Path, hosts: int = 30) -> None:
         cache.stop()
 
 
+def bench_smoke(args: argparse.Namespace) -> None:
+    if not args.name:
+        print("smoke: needs --name LAB (a running lab)", flush=True)
+        return
+    s, r = step("smoke-running", dict(os.environ), LABCTL, "smoke", "--name", args.name, "--json")
+    show(f"smoke, lab {args.name}", s, r, BEFORE["smoke"], "  goal <= 20 s")
+    checks = json.loads(r.stdout or '{"checks": []}')["checks"]
+    services: dict[str, list[dict[str, object]]] = {}
+    for c in checks:
+        services.setdefault(str(c["service"]), []).append(c)
+    for service, rows in sorted(services.items(), key=lambda kv: -sum(float(str(c["seconds"])) for c in kv[1])):
+        total = sum(float(str(c["seconds"])) for c in rows)
+        bad = [c for c in rows if c["status"] not in ("passed", "skipped")]
+        each = ", ".join(f"{c['check']} {float(str(c['seconds'])):.1f}" for c in rows)
+        print(f"    {service:<16} {total:5.1f} s{' FAILED ' + str(len(bad)) if bad else ''}: {each}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", nargs="*", default=["lab", "scale"], choices=["lab", "scale", "cache", "mitogen"])
+    parser.add_argument(
+        "what", nargs="*", default=["lab", "scale"], choices=["lab", "scale", "cache", "mitogen", "smoke"]
+    )
+    parser.add_argument("--name", default="", help="smoke: the running lab to check")
     parser.add_argument("--subnets", nargs=3, default=["198.19.40.0/24", "198.19.41.0/24", "198.19.42.0/24"])
     parser.add_argument("--prefix", default="sp", help="lab name prefix")
     args = parser.parse_args()
@@ -272,6 +295,8 @@ def main() -> int:
             bench_scale(args, Path(tmp))
         if "cache" in args.what:
             bench_cache(args, Path(tmp))
+        if "smoke" in args.what:
+            bench_smoke(args)
     return 0
 
 
