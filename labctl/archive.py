@@ -47,9 +47,27 @@ def _staging(near: Path) -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(prefix=".labctl-save-", dir=near)
 
 
+def require_secrets_choice(lab: Lab, with_secrets: bool) -> None:
+    """A lab whose roles generated secrets (kept in its state: MongoDB's server passwords, its replica set
+    key) is saved with them: the hosts' data was made with them (MongoDB's users log in with those
+    passwords, and no new password can be set once users exist), so a restore that made new ones could
+    not converge. A lab with none (no MongoDB server, or its source was unreachable and it was skipped) is
+    saved without, and its restore converges with 0 changes."""
+    kept = lab.state.dir / SECRETS
+    names = sorted(p.relative_to(kept).as_posix() for p in kept.rglob("*") if p.is_file()) if kept.is_dir() else []
+    if names and not with_secrets:
+        raise LabError(
+            f"save: lab {lab.name!r} holds generated secrets ({', '.join(names)}) that its hosts' data was made "
+            "with (e.g. the MongoDB server's users log in with them): a restore without them could not log in, "
+            "and a secret a role makes anew is not accepted by that data. Fix: save it with --with-secrets "
+            "(the archive is then 0600: keep it private)."
+        )
+
+
 def save(lab: Lab, out: Path, with_secrets: bool = False, say: Say = _quiet) -> SaveReport:
-    """Write the running lab into one tar archive at out."""
+    """Write the running lab into one tar archive at out (see require_secrets_choice for the secrets)."""
     t0 = time.monotonic()
+    require_secrets_choice(lab, with_secrets)
     out = out.resolve()
     if not out.parent.is_dir():
         raise LabError(f"save: the directory of {out} does not exist. Fix: create it, or name another -o path.")
@@ -208,19 +226,3 @@ def restore(archive: Path, name: str | None = None, say: Say = _quiet) -> tuple[
         }
     )
     return lab, manifest
-
-
-FRESH_LISTS = "touch /var/lib/apt/lists"
-
-
-def mark_lists_current(lab: Lab) -> None:
-    """A restored host's apt lists are the ones it was saved with: mark them current so the converge does not
-    refresh them from a package source (a restored lab needs none)."""
-    conn = lab.runner()
-    try:
-        for host in lab.topo.hosts:
-            result = conn.run(host, FRESH_LISTS, timeout=30)
-            if not result.ok:
-                raise LabError(f"restore: cannot mark the apt lists of {host!r} current: {result.output}")
-    finally:
-        conn.close()

@@ -106,7 +106,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         ui.say(f"lab {target.name}: restored {len(target.topo.hosts)} hosts of lab {manifest['lab']!r} in "
                f"{time.monotonic() - t0:.1f} s (no package source used)")
         topo = target.topo
-        options: dict[str, Any] = {"before_converge": archive.mark_lists_current}
+        options: dict[str, Any] = {}
         lock_file: Path | None = None
     else:
         found, state = lab.resolve(args.file, args.name)

@@ -103,6 +103,16 @@ class Lab:
         held = lock.read(self.lock_copy)
         return {h: held.pins(h) for h in self.topo.hosts if h in held.hosts}
 
+    def labctl_vars(self) -> dict[str, dict[str, Any]]:
+        """host -> labctl's own inventory variables: the pins of a locked lab, and on a restored lab
+        labctl_apt_refresh false (roles keep the apt lists it was saved with: they hold every version it
+        runs, however old they are, and a restored lab may have no package source)."""
+        out = self.pins()
+        if self.extra.get("restored"):
+            for host in self.topo.hosts:
+                out.setdefault(host, {})["labctl_apt_refresh"] = False
+        return out
+
     @property
     def name(self) -> str:
         return self.topo.name
@@ -174,7 +184,7 @@ class Lab:
             find = getattr(self.backend(name), "package_proxies", None)
             if find is not None:
                 proxies.update(find(specs))
-        text = inventory.render(self.topo, self.state, self.addresses(), user, self.pins(), proxies)
+        text = inventory.render(self.topo, self.state, self.addresses(), user, self.labctl_vars(), proxies)
         write_atomic(self.state.inventory, text)
         write_atomic(self.state.ansible_cfg, inventory.render_cfg(self.state, forks=max(10, len(self.topo.hosts))))
 

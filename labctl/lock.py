@@ -70,7 +70,11 @@ class Lock:
     def pins(self, host: str) -> dict[str, Any]:
         """The inventory variables `up --locked` gives a host (common's pin maps)."""
         h = self.hosts[host]
-        return {"common_apt_pins": dict(h.debian), "common_python_pins": python_pins(h.python)}
+        return {
+            "common_apt_pins": dict(h.debian),
+            "common_python_pins": python_pins(h.python),
+            "common_python_env_pins": {env: dict(d) for env, d in h.python.items()},
+        }
 
 
 def python_pins(envs: dict[str, dict[str, str]]) -> dict[str, str]:

@@ -25,7 +25,7 @@ LIST_DISTS = (
     "out = {}\n"
     "for d in m.distributions():\n"
     "    name = (d.metadata['Name'] or '').lower().replace('_', '-')\n"
-    "    if name: out[name] = d.version\n"
+    "    if name and name not in out: out[name] = d.version  # the first copy is the one imported\n"
     "json.dump(out, sys.stdout)\n"
 )
 

@@ -129,6 +129,7 @@ def test_pins_for_common() -> None:
     pins = sample().pins("db")
     assert pins["common_apt_pins"]["tzdata"] == "2026b-0+deb12u1"
     assert pins["common_python_pins"] == {"pymemcache": "3.5.2", "requests": "2.31.0"}
+    assert pins["common_python_env_pins"] == sample().hosts["db"].python  # per environment, for pip_sync.py
     # a distribution at two versions in two environments gets no single constraint
     assert lock.python_pins({"system": {"six": "1"}, "/v": {"six": "2", "idna": "3"}}) == {"idna": "3"}
 
@@ -215,7 +216,7 @@ def test_a_locked_lab_gives_each_host_its_pins(tmp_path: Path, monkeypatch: pyte
     (state.dir / "lab.lock").write_text(sample().dumps())
 
     def host_vars() -> dict[str, dict[str, object]]:
-        return yaml.safe_load(inventory.render(topo, state, lab.addresses(), None, lab.pins()))["all"]["hosts"]
+        return yaml.safe_load(inventory.render(topo, state, lab.addresses(), None, lab.labctl_vars()))["all"]["hosts"]
 
     assert "common_apt_pins" not in host_vars()["db"]  # not locked: no pins
     lab.extra["locked"] = True
@@ -225,6 +226,9 @@ def test_a_locked_lab_gives_each_host_its_pins(tmp_path: Path, monkeypatch: pyte
     assert "common_apt_pins" not in host_vars()["web"]  # a host the lock does not know
     lab.save("up")
     assert Lab(topo, state).pins()["db"]["common_apt_pins"]["memcached"] == "1.6.18-1"  # kept in state.json
+    assert "labctl_apt_refresh" not in host_vars()["web"]  # roles refresh old apt lists
+    lab.extra["restored"] = {"archive": "lab.tar"}  # a restored lab keeps the lists it was saved with
+    assert host_vars()["web"]["labctl_apt_refresh"] is False and host_vars()["db"]["labctl_apt_refresh"] is False
 
 
 class _FakeProvider:
@@ -260,7 +264,8 @@ def test_save_keeps_secrets_out_unless_asked(
     state = LabState("rp")
     state.ensure_keypair()
     (state.dir / "secrets").mkdir()
-    (state.dir / "secrets" / "mongodb_admin").write_text("s3cret")
+    if with_secrets:  # a lab without them is saved without --with-secrets
+        (state.dir / "secrets" / "mongodb_admin").write_text("s3cret")
     lab = Lab(parse(raw, tmp_path / "rp.yml"), state)
     fake = _FakeProvider()
     monkeypatch.setattr(lab, "backend", lambda _name: fake)
@@ -280,3 +285,28 @@ def test_save_keeps_secrets_out_unless_asked(
     assert manifest["hosts"] == {"db": {"provider": "podman", "kind": "container", "file": "fake.tar#rp-db"}}
     assert fake.runner is not None  # the lab's SSH runner is offered to every provider
     assert ("warning" in manifest) is with_secrets
+
+
+def test_save_of_a_lab_with_generated_secrets_needs_with_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MongoDB's users live in the saved hosts' data and log in with the state's passwords: a restore with
+    new ones could not converge, so save refuses to leave them out, naming the flag, before it reads a host."""
+    from labctl.lab import Lab
+    from labctl.state import LabState
+    from labctl.topology import parse
+
+    monkeypatch.setenv("LABCTL_STATE_DIR", str(tmp_path / "state"))
+    raw = {"name": "rp", "networks": [{"name": "lab", "subnet": "198.19.100.0/24"}],
+           "hosts": [{"name": "db", "groups": [], "networks": ["lab"]}]}  # fmt: skip
+    state = LabState("rp")
+    state.ensure_keypair()
+    (state.dir / "secrets").mkdir()
+    (state.dir / "secrets" / "mongodb_admin").write_text("s3cret")
+    lab = Lab(parse(raw, tmp_path / "rp.yml"), state)
+    fake = _FakeProvider()
+    monkeypatch.setattr(lab, "backend", lambda _name: fake)
+    with pytest.raises(LabError, match=r"holds generated secrets \(mongodb_admin\).*--with-secrets") as err:
+        archive.save(lab, tmp_path / "lab.tar")
+    assert "s3cret" not in str(err.value)
+    assert fake.secrets is None and not (tmp_path / "lab.tar").exists()  # nothing was read or written
