@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import pytest
@@ -249,26 +250,37 @@ class _FakeProvider:
         return {h: f"fake.tar#{lab}-{h}" for h in hosts}
 
 
-@pytest.mark.parametrize("with_secrets", [False, True])
-def test_save_keeps_secrets_out_unless_asked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_secrets: bool
-) -> None:
-    from labctl import lockrun
+def _saveable_lab(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret: bool
+) -> tuple[Any, _FakeProvider, dict[str, Any]]:
+    """A one-host lab "rp" on a fake provider, with a key, a secrets directory and (secret) one generated
+    secret in its state: (lab, provider, raw topology)."""
     from labctl.lab import Lab
     from labctl.state import LabState
     from labctl.topology import parse
 
     monkeypatch.setenv("LABCTL_STATE_DIR", str(tmp_path / "state"))
-    raw = {"name": "rp", "networks": [{"name": "lab", "subnet": "198.19.100.0/24"}],
-           "hosts": [{"name": "db", "groups": [], "networks": ["lab"]}]}  # fmt: skip
+    raw: dict[str, Any] = {"name": "rp", "networks": [{"name": "lab", "subnet": "198.19.100.0/24"}],
+                           "hosts": [{"name": "db", "groups": [], "networks": ["lab"]}]}  # fmt: skip
     state = LabState("rp")
     state.ensure_keypair()
     (state.dir / "secrets").mkdir()
-    if with_secrets:  # a lab without them is saved without --with-secrets
+    if secret:
         (state.dir / "secrets" / "mongodb_admin").write_text("s3cret")
     lab = Lab(parse(raw, tmp_path / "rp.yml"), state)
     fake = _FakeProvider()
     monkeypatch.setattr(lab, "backend", lambda _name: fake)
+    return lab, fake, raw
+
+
+@pytest.mark.parametrize("with_secrets", [False, True])
+def test_save_keeps_secrets_out_unless_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_secrets: bool
+) -> None:
+    from labctl import lockrun
+
+    # a lab without secrets is saved without --with-secrets
+    lab, fake, raw = _saveable_lab(tmp_path, monkeypatch, secret=with_secrets)
     monkeypatch.setattr(lockrun, "collect", lambda _lab: sample())
     monkeypatch.setattr(lockrun, "topology_raw", lambda _lab: dict(raw))
 
@@ -292,20 +304,7 @@ def test_save_of_a_lab_with_generated_secrets_needs_with_secrets(
 ) -> None:
     """MongoDB's users live in the saved hosts' data and log in with the state's passwords: a restore with
     new ones could not converge, so save refuses to leave them out, naming the flag, before it reads a host."""
-    from labctl.lab import Lab
-    from labctl.state import LabState
-    from labctl.topology import parse
-
-    monkeypatch.setenv("LABCTL_STATE_DIR", str(tmp_path / "state"))
-    raw = {"name": "rp", "networks": [{"name": "lab", "subnet": "198.19.100.0/24"}],
-           "hosts": [{"name": "db", "groups": [], "networks": ["lab"]}]}  # fmt: skip
-    state = LabState("rp")
-    state.ensure_keypair()
-    (state.dir / "secrets").mkdir()
-    (state.dir / "secrets" / "mongodb_admin").write_text("s3cret")
-    lab = Lab(parse(raw, tmp_path / "rp.yml"), state)
-    fake = _FakeProvider()
-    monkeypatch.setattr(lab, "backend", lambda _name: fake)
+    lab, fake, _raw = _saveable_lab(tmp_path, monkeypatch, secret=True)
     with pytest.raises(LabError, match=r"holds generated secrets \(mongodb_admin\).*--with-secrets") as err:
         archive.save(lab, tmp_path / "lab.tar")
     assert "s3cret" not in str(err.value)
