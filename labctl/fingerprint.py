@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from labctl import yamlload
+
 SKIP_PARTS = {"__pycache__", ".pytest_cache", ".molecule", ".cache"}
 # a role that ships files from outside itself names them in its defaults as "{{ role_path }}/../../X"
 _OUTSIDE = re.compile(r"\{\{\s*role_path\s*\}\}/((?:\.\./)+[\w./-]+)")
@@ -59,7 +61,7 @@ def _included_roles(tasks: Any) -> list[str]:
 def load_plays(playbook: Path) -> list[Play]:
     """The playbook's plays. A play's `roles:` are units of their own; a play with tasks is one unit,
     named after the play, whose inputs are the roles its tasks include."""
-    data = yaml.safe_load(playbook.read_text()) or []
+    data = yamlload.load(playbook.read_text(), str(playbook)) or []
     plays = []
     for raw in data:
         roles = [r["role"] if isinstance(r, dict) else str(r) for r in raw.get("roles") or []]

@@ -14,9 +14,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
-from labctl import lab, paths
+from labctl import lab, paths, yamlload
 from labctl.errors import LabError
 from labctl.lab import Lab
 from labctl.topology import DEFAULT, Topology
@@ -48,7 +46,7 @@ def role_default(role: str, name: str) -> Any:
     path = paths.ROLES_DIR / role / "defaults" / "main.yml"
     if not path.is_file():
         return None
-    return (yaml.safe_load(path.read_text()) or {}).get(name)
+    return (yamlload.load(path.read_text(), str(path)) or {}).get(name)
 
 
 def topology_model(topo: Topology) -> Model:

@@ -19,9 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from labctl import paths
+from labctl import paths, yamlload
 from labctl.errors import LabError
 
 SUFFIXES = ("", ".yml", ".yaml", ".json")  # the file names Ansible's host_group_vars plugin reads
@@ -77,10 +75,7 @@ def _read(path: Path) -> dict[str, Any]:
             f"{path}: encrypted with ansible-vault; labctl cannot merge it into a lab's inventory. "
             "Fix: keep secrets in the topology file's vars or pass them with -e, and this file unencrypted."
         )
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise LabError(f"{path}: not valid YAML ({exc}). Fix: correct the file (a mapping of variables).") from None
+    data = yamlload.load(text, str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -13,19 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from labctl import fingerprint, hostnet, inventory, inventory_vars, iptables, paths, runtime
+from labctl import fingerprint, hostnet, inventory, inventory_vars, iptables, paths, runtime, yamlload
 from labctl.ansible_run import PlaybookRun, Progress, run_playbook
 from labctl.errors import Interrupted, LabError
 from labctl.names import validate_lab_name
 from labctl.providers import HostInfo, HostSpec, NetworkSpec, Provider, get_provider, provider_names, teardown_order
 from labctl.remote import FabricRunner, Target, wait_for_ssh
 from labctl.state import LabState, all_labs, state_root, write_atomic
-from labctl.topology import Topology, check_overlaps, load, parse
+from labctl.topology import Topology, check_overlaps, load, parse, read_raw
 
 SSH_TIMEOUT = 90.0
 LIVENESS_EVERY = 2.0  # seconds between looks at the hosts' states while waiting for SSH
+# the lab's own inventory.yml (labctl wrote it): bytes and expanded values it may hold
+OWN_FILE_BOUNDS = (64 * 1024 * 1024, 20_000_000)
 KEPT = ("locked", "restored", "images")  # state.json keys a Lab carries from one save to the next
 WORKERS = 8  # hosts created, started, waited for at once (16 measured no faster on 2 cores)
 Say = Callable[[str], None]
@@ -190,7 +190,9 @@ class Lab:
 
     def save(self, phase: str) -> None:
         topo = self.topo
-        raw = yaml.safe_load(topo.path.read_text()) if topo.path.exists() else {}
+        raw = read_raw(topo.path) if topo.path.exists() else {}
+        if not isinstance(raw, dict):
+            raw = {}
         raw["name"] = topo.name
         self.state.write(
             {
@@ -491,7 +493,7 @@ def converge_changed(
 ) -> tuple[PlaybookRun | None, dict[str, fingerprint.HostPlan]]:
     """Run the playbook for what changed since the last successful converge (all of it when forced);
     no ansible-playbook at all when nothing did. Records what each host converged from."""
-    inv = yaml.safe_load(lab.state.inventory.read_text())
+    inv = yamlload.load(lab.state.inventory.read_text(), str(lab.state.inventory), *OWN_FILE_BOUNDS)
     new = fingerprint.fingerprints(playbook, paths.ROLES_DIR, inv, lab.identities())
     todo = fingerprint.full_plan(new, force) if force else fingerprint.plan(lab.converged(), new)
     if not todo:

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from labctl import yamlload
 from labctl.errors import LabError
 
 SCHEMA = 1
@@ -115,9 +116,9 @@ def _str_map(value: Any, path: Path, where: str) -> dict[str, str]:
 
 def parse(text: str, path: Path) -> Lock:
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise _damaged(path, f"not YAML: {str(exc).splitlines()[0]}") from None
+        data = yamlload.load(text, str(path))
+    except yamlload.Refused as exc:
+        raise _damaged(path, exc.problem) from None
     if not isinstance(data, dict):
         raise _damaged(path, "not a mapping")
     schema = data.get("schema")

@@ -13,13 +13,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from labctl import lock, paths
 from labctl.errors import LabError
 from labctl.lab import Lab, _parallel
 from labctl.remote import FabricRunner
 from labctl.state import write_atomic
+from labctl.topology import read_raw
 
 HOSTINFO = Path(__file__).parent / "lockfiles" / "hostinfo.py"
 COLLECT_TIMEOUT = 300.0
@@ -48,7 +47,7 @@ def project_info(root: Path = paths.PROJECT_DIR) -> dict[str, Any]:
 def topology_raw(lab: Lab) -> dict[str, Any]:
     path = lab.topo.path
     if path.exists():
-        raw = yaml.safe_load(path.read_text())
+        raw = read_raw(path)
         if isinstance(raw, dict):
             return raw
     return dict(lab.state.read().get("topology") or {})

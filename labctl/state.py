@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import ipaddress
 import json
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -17,16 +19,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labctl.errors import LabError
+from labctl.errors import LabError, printable
 from labctl.names import is_lab_name, validate_lab_name
+
+MAX_STATE_BYTES = 64 * 1024 * 1024  # state.json holds a topology (at most 4 MiB of YAML) and fingerprints
 
 
 def state_root() -> Path:
     base = os.environ.get("LABCTL_STATE_DIR")
     if base:
-        return Path(base)
-    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(xdg) / "labctl"
+        return _usable_root(Path(base), "LABCTL_STATE_DIR")
+    xdg = os.environ.get("XDG_STATE_HOME")
+    if xdg:
+        return _usable_root(Path(xdg), "XDG_STATE_HOME") / "labctl"
+    return Path.home() / ".local" / "state" / "labctl"
+
+
+def _usable_root(root: Path, var: str) -> Path:
+    """root, when it is a directory or can be made one: its nearest existing ancestor is a directory."""
+    probe = root
+    while not os.path.lexists(probe) and probe != probe.parent:
+        probe = probe.parent
+    if os.path.lexists(probe) and not probe.is_dir():
+        what = "is not a directory"
+        if probe != root:
+            what = f"lies under {printable(str(probe))}, which is not a directory"
+        raise LabError(
+            f"{var}={printable(str(root))} {what}: labctl keeps each lab's state in a directory there. "
+            f"Fix: set {var} to a directory (labctl creates it if missing), or unset it."
+        )
+    return root
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
@@ -71,6 +93,55 @@ def _outside(path: Path, resolved: Path, root: Path) -> LabError:
         f"refusing to remove {path}: it resolves to {resolved}, which is not inside labctl's state root {root}. "
         "Fix: name the lab by a valid lab name (see 'labctl status --all'); remove anything else by hand."
     )
+
+
+# state.json's fields that labctl reads, and the type each must have
+_STATE_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "name": str,
+    "phase": str,
+    "provider": str,
+    "topology_file": str,
+    "topology": dict,
+    "networks": dict,
+    "converged": dict,
+    "images": dict,
+    "updated": (int, float),
+}
+
+
+def state_problem(data: Any) -> str:
+    """What is wrong with a state.json's content (empty when nothing is)."""
+    if not isinstance(data, dict):
+        return f"expected a JSON object, got {type(data).__name__}"
+    for key, kind in _STATE_FIELDS.items():
+        if key in data and (not isinstance(data[key], kind) or isinstance(data[key], bool)):
+            return f"field {key!r} is {type(data[key]).__name__}, not what labctl writes"
+    for key in ("networks", "images"):
+        for name, value in (data.get(key) or {}).items():
+            if not isinstance(value, str):
+                return f"field '{key}.{name}' is {type(value).__name__}, expected a string"
+    for name, subnet in (data.get("networks") or {}).items():
+        try:
+            ipaddress.IPv4Network(subnet)
+        except ValueError:
+            return f"field 'networks.{name}' is {subnet!r}, not an IPv4 subnet"
+    if "topology" in data and not isinstance(data.get("topology_file"), str):
+        return "field 'topology_file' is missing"
+    return ""
+
+
+def _read_bounded(path: Path, limit: int) -> str:
+    """A regular file's text, at most limit bytes (ValueError else); never opens a FIFO or a device."""
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError("not a regular file")
+    if info.st_size > limit:
+        raise ValueError(f"{info.st_size} bytes, more than {limit}")
+    with open(path, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"more than {limit} bytes")
+    return data.decode("utf-8", errors="replace")
 
 
 @dataclass(frozen=True)
@@ -122,15 +193,29 @@ class LabState:
         return self.state_file.exists()
 
     def read(self) -> dict[str, Any]:
+        """state.json as labctl wrote it ({} when there is none); any other shape is one LabError."""
         try:
-            return json.loads(self.state_file.read_text())  # type: ignore[no-any-return]
+            text = _read_bounded(self.state_file, MAX_STATE_BYTES)
         except FileNotFoundError:
             return {}
-        except json.JSONDecodeError as exc:
-            raise LabError(
-                f"{self.state_file}: the lab's state file is damaged ({exc}). "
-                f"Fix: run 'labctl down --name {self.name}' and bring the lab up again."
-            ) from None
+        except OSError as exc:
+            raise self._damaged(f"cannot be read: {exc.strerror}") from None
+        except ValueError as exc:
+            raise self._damaged(str(exc)) from None
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise self._damaged(f"not JSON: {exc}" if isinstance(exc, ValueError) else "nested too deeply") from None
+        problem = state_problem(data)
+        if problem:
+            raise self._damaged(problem)
+        return data  # type: ignore[no-any-return]
+
+    def _damaged(self, problem: str) -> LabError:
+        return LabError(
+            f"{self.state_file}: the lab's state file is damaged ({printable(problem)}). "
+            f"Fix: run 'labctl down --name {self.name}' and bring the lab up again."
+        )
 
     def write(self, data: dict[str, Any]) -> None:
         write_atomic(self.state_file, json.dumps(data, indent=2, sort_keys=True) + "\n", 0o600)

@@ -5,6 +5,7 @@ Every error names the file, the field and the fix, as one paragraph (a LabError)
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import keyword
 import os
 import re
@@ -13,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from labctl import yamlload
 from labctl.errors import LabError, printable
-from labctl.names import HOST_NAME, LAB_NAME, validate_lab_name
+from labctl.names import HOST_NAME, LAB_NAME, described, validate_lab_name
 from labctl.providers import host_settings, provider_names
 from labctl.userchecks import UserCheck
 from labctl.userchecks import parse as parse_checks
@@ -33,6 +33,20 @@ _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 # Names Ansible gives a meaning of its own: a host called so would not be this lab's host.
 RESERVED_HOSTS = ("all", "ungrouped", "localhost")
 RESERVED_GROUPS = ("all", "ungrouped")
+# Bounds on what one topology makes labctl allocate (addresses listed, containers, networks).
+MIN_PREFIX = 16  # a network is at most a /16
+MAX_NETWORKS = 64
+MAX_HOSTS = 512
+SPECIAL_RANGES = tuple(
+    (ipaddress.IPv4Network(net), what)
+    for net, what in (
+        ("0.0.0.0/8", "'this network' (RFC 791), never a host's address"),
+        ("127.0.0.0/8", "the loopback range: it never leaves a host"),
+        ("169.254.0.0/16", "the link-local range (RFC 3927)"),
+        ("224.0.0.0/4", "the multicast range"),
+        ("240.0.0.0/4", "the reserved range (RFC 1112)"),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -152,7 +166,7 @@ def _vars(err: _Errors, value: Any, where: str) -> dict[str, Any]:
         if not isinstance(key, str) or not _VAR.fullmatch(key) or keyword.iskeyword(key):
             raise err.fail(
                 f"{where}.{key}",
-                f"{key!r} is not a valid variable name",
+                f"{described(key)} is not a valid variable name",
                 "use letters, digits and '_', starting with a letter or '_'",
             )
     return out
@@ -162,8 +176,14 @@ def _strings(err: _Errors, value: Any, where: str, what: str) -> list[str]:
     items = _list(err, value, where)
     for item in items:
         if not isinstance(item, str):
-            raise err.fail(where, f"{item!r} is not a {what} name", f"list {what} names, e.g. [{what}1]")
+            raise err.fail(where, f"{described(item)} is not a {what} name", f"list {what} names, e.g. [{what}1]")
     return items
+
+
+def _bound(err: _Errors, where: str, items: list[Any], limit: int, what: str) -> None:
+    if len(items) > limit:
+        problem = f"{len(items)} {what}, more than labctl makes for one lab ({limit})"
+        raise err.fail(where, problem, f"split it into labs of {limit} {what} or fewer")
 
 
 def _check_keys(err: _Errors, data: dict[str, Any], where: str, allowed: set[str]) -> None:
@@ -174,34 +194,6 @@ def _check_keys(err: _Errors, data: dict[str, Any], where: str, allowed: set[str
                 "unknown field",
                 f"remove it or use one of: {', '.join(sorted(allowed))}",
             )
-
-
-class _DuplicateKey(yaml.constructor.ConstructorError):
-    pass
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, yaml.Node] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # '<<: *anchor' merges; keys given here override merged ones on purpose
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                first = seen.get(key)
-            except TypeError:
-                continue  # unhashable key: SafeLoader reports it
-            if first is not None:
-                raise _DuplicateKey(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    f"found duplicate key {key!r} (first given on line {first.start_mark.line + 1})",
-                    key_node.start_mark,
-                )
-            seen[key] = key_node
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
 
 
 def _read_text(path: Path) -> str:
@@ -248,30 +240,15 @@ def _read_text(path: Path) -> str:
         ) from None
 
 
-def _yaml_error(path: Path, exc: yaml.YAMLError) -> LabError:
-    """One paragraph from PyYAML's multi-line message: where, what, and the fix."""
-    shown = printable(str(path))
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
-    what = ": ".join(str(p) for p in parts if p) or str(exc).replace("\n", " ")
-    fix = "keep each key once in a mapping" if isinstance(exc, _DuplicateKey) else "correct the YAML syntax"
-    return LabError(f"{shown}: not valid YAML{where}: {printable(what)}. Fix: {fix}.")
-
-
 def load(path: str | Path, known_groups: set[str] | frozenset[str] = frozenset()) -> Topology:
     """Load and validate a topology file. known_groups: groups that have a role (besides declared ones)."""
     path = Path(path)
-    text = _read_text(path)
-    try:
-        raw = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise _yaml_error(path, exc) from None
-    except RecursionError:
-        raise LabError(
-            f"{printable(str(path))}: the YAML is nested too deeply. Fix: write the topology as the README shows."
-        ) from None
-    return parse(raw, path, known_groups)
+    return parse(read_raw(path), path, known_groups)
+
+
+def read_raw(path: Path) -> Any:
+    """The topology file's YAML as it was written (not validated), read and parsed within labctl's bounds."""
+    return yamlload.load(_read_text(path), str(path))
 
 
 def parse(raw: Any, path: Path, known_groups: set[str] | frozenset[str] = frozenset()) -> Topology:
@@ -298,7 +275,7 @@ def parse(raw: Any, path: Path, known_groups: set[str] | frozenset[str] = frozen
         if not isinstance(gname, str) or not _GROUP.fullmatch(gname) or gname in RESERVED_GROUPS:
             raise err.fail(
                 f"groups.{gname}",
-                "invalid group name",
+                f"{described(gname)} is not a valid group name",
                 f"use lower-case letters, digits and '_' (not {' or '.join(RESERVED_GROUPS)}: Ansible's own groups)",
             )
         groups[gname] = _vars(err, gvars, f"groups.{gname}")
@@ -329,13 +306,17 @@ def _provider(err: _Errors, value: Any, where: str) -> str:
 
 def _parse_networks(err: _Errors, data: dict[str, Any]) -> dict[str, Network]:
     networks: dict[str, Network] = {}
-    for i, item in enumerate(_list(err, data.get("networks"), "networks")):
+    items = _list(err, data.get("networks"), "networks")
+    _bound(err, "networks", items, MAX_NETWORKS, "networks")
+    for i, item in enumerate(items):
         where = f"networks[{i}]"
         item = _mapping(err, item, where)
         _check_keys(err, item, where, {"name", "subnet", "routes"})
         nname = item.get("name")
         if not isinstance(nname, str) or not _NAME.fullmatch(nname):
-            raise err.fail(f"{where}.name", f"network name {nname!r} is invalid", "use lower-case letters, digits, '-'")
+            raise err.fail(
+                f"{where}.name", f"network name {described(nname)} is invalid", "use lower-case letters, digits, '-'"
+            )
         if nname in networks:
             raise err.fail(f"{where}.name", f"duplicate network name {nname!r}", "give every network its own name")
         if nname == DEFAULT:
@@ -350,6 +331,7 @@ def _parse_networks(err: _Errors, data: dict[str, Any]) -> dict[str, Network]:
             ) from None
         if subnet.num_addresses < 16:
             raise err.fail(f"{where}.subnet", f"subnet {subnet} is too small", "use a /28 or larger")
+        _check_subnet(err, f"{where}.subnet", nname, subnet)
         for other in networks.values():
             if subnet.overlaps(other.subnet):
                 raise err.fail(
@@ -363,6 +345,25 @@ def _parse_networks(err: _Errors, data: dict[str, Any]) -> dict[str, Network]:
     return networks
 
 
+def _check_subnet(err: _Errors, where: str, name: str, subnet: ipaddress.IPv4Network) -> None:
+    """A lab network is a private bridge of at most a /16 (65536 addresses), in no range with a meaning of
+    its own (loopback, link-local, multicast, 'this network', reserved). podman's own network (10.88.0.0/16)
+    and the host's routes are refused when the lab comes up (labctl.hostnet: they are this machine's)."""
+    if subnet.prefixlen < MIN_PREFIX:
+        raise err.fail(
+            where,
+            f"network {name!r}: subnet {subnet} has {subnet.num_addresses} addresses, more than a /{MIN_PREFIX}",
+            f"use a /{MIN_PREFIX} or smaller subnet (a lab needs a few addresses), e.g. 198.18.1.0/24",
+        )
+    for special, what in SPECIAL_RANGES:
+        if subnet.overlaps(special):
+            raise err.fail(
+                where,
+                f"network {name!r}: subnet {subnet} lies in {special}, {what}",
+                "pick a private subnet outside it, e.g. from 198.18.0.0/15",
+            )
+
+
 def _parse_hosts(
     err: _Errors, data: dict[str, Any], networks: dict[str, Network], allowed_groups: set[str], provider: str
 ) -> dict[str, Host]:
@@ -370,6 +371,7 @@ def _parse_hosts(
     items = _list(err, data.get("hosts"), "hosts")
     if not items:
         raise err.fail("hosts", "no hosts defined", "add at least one host with a name")
+    _bound(err, "hosts", items, MAX_HOSTS, "hosts")
     for i, item in enumerate(items):
         where = f"hosts[{i}]"
         item = _mapping(err, item, where)
@@ -383,7 +385,7 @@ def _parse_hosts(
         if not isinstance(hname, str) or not _HOSTNAME.fullmatch(hname):
             raise err.fail(
                 f"{where}.name",
-                f"{hname!r} is not a valid host name",
+                f"{described(hname)} is not a valid host name",
                 "use lower-case letters, digits and '-' (not at either end), at most 63 characters",
             )
         if hname in RESERVED_HOSTS or hname in allowed_groups:
@@ -544,7 +546,8 @@ def _assign_addresses(err: _Errors, topo: Topology) -> None:
                         "give every host its own address",
                     )
                 taken[addr] = host.name
-        candidates = (str(ip) for ip in list(net.subnet.hosts())[FIRST_HOST_OFFSET - 1 :])
+        # lazily: a /16 has 65534 addresses and a host needs one
+        candidates = (str(ip) for ip in itertools.islice(net.subnet.hosts(), FIRST_HOST_OFFSET - 1, None))
         for host in topo.hosts.values():
             if net.name in host.networks and net.name not in host.addresses:
                 for addr in candidates:

@@ -15,9 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-
-from labctl import paths, pkgcache
+from labctl import paths, pkgcache, yamlload
 from labctl.errors import LabError
 
 SUITE = "bookworm"
@@ -28,8 +26,8 @@ def common_packages(defaults: Path | None = None) -> tuple[str, ...]:
     """The common role's ``common_packages`` (plain names only), so the image has what every host gets."""
     path = defaults or paths.ROLES_DIR / "common" / "defaults" / "main.yml"
     try:
-        names = (yaml.safe_load(path.read_text()) or {}).get("common_packages") or []
-    except (OSError, yaml.YAMLError):
+        names = (yamlload.load(path.read_text(), str(path)) or {}).get("common_packages") or []
+    except (OSError, LabError):
         return ()
     return tuple(n for n in names if isinstance(n, str) and n and "{" not in n)
 

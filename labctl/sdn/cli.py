@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any
 
@@ -29,6 +30,18 @@ def _onoff(text: str) -> bool:
     if text.lower() in ("off", "false", "no", "0"):
         return False
     raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
+
+
+_IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+
+
+def _ident(text: str) -> str:
+    """A slice, binding or filter id: one segment of the API's URL paths."""
+    if not _IDENT.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an id: use 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
+        )
+    return text
 
 
 def _filter_field(text: str) -> tuple[str, str]:
@@ -55,54 +68,54 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
     act.add_parser("list", help="list slices")
     a = act.add_parser("show", help="show a slice with its bindings")
-    a.add_argument("slice")
+    a.add_argument("slice", type=_ident)
     a = act.add_parser("create", help="create a slice")
-    a.add_argument("slice")
+    a.add_argument("slice", type=_ident)
     a.add_argument("--description", default="")
     a = act.add_parser("delete", help="delete a slice")
-    a.add_argument("slice")
+    a.add_argument("slice", type=_ident)
 
     a = act.add_parser("add-port", help="bind a switch port (and VLAN) to a slice")
-    a.add_argument("slice")
+    a.add_argument("slice", type=_ident)
     a.add_argument("--port", type=int, required=True, help="OpenFlow port number")
     a.add_argument("--dpid", default="0x1", help="datapath id (default 0x1)")
     a.add_argument("--vid", type=int, help="VLAN id (default: untagged)")
     a.add_argument("--id", dest="binding_id", help="binding id (default: generated)")
     a = act.add_parser("remove-port", help="remove a port binding")
-    a.add_argument("slice")
-    a.add_argument("binding_id")
+    a.add_argument("slice", type=_ident)
+    a.add_argument("binding_id", type=_ident)
 
     a = act.add_parser("add-mac", help="bind a host's MAC address to a slice")
-    a.add_argument("slice")
+    a.add_argument("slice", type=_ident)
     a.add_argument("mac")
     a.add_argument("--id", dest="binding_id", help="binding id (default: generated)")
     a = act.add_parser("remove-mac", help="remove a MAC binding")
-    a.add_argument("slice")
-    a.add_argument("binding_id")
+    a.add_argument("slice", type=_ident)
+    a.add_argument("binding_id", type=_ident)
 
     a = act.add_parser("add-port-mac", help="bind a MAC under a port binding (used with restrict-hosts-on-port)")
-    a.add_argument("slice")
-    a.add_argument("port_binding_id")
+    a.add_argument("slice", type=_ident)
+    a.add_argument("port_binding_id", type=_ident)
     a.add_argument("mac")
     a.add_argument("--id", dest="binding_id", help="binding id (default: generated)")
     a = act.add_parser("remove-port-mac", help="remove a port-MAC binding")
-    a.add_argument("slice")
-    a.add_argument("port_binding_id")
-    a.add_argument("binding_id")
+    a.add_argument("slice", type=_ident)
+    a.add_argument("port_binding_id", type=_ident)
+    a.add_argument("binding_id", type=_ident)
 
     act.add_parser("filters", help="list packet filters")
     a = act.add_parser("show-filter", help="show a packet filter")
-    a.add_argument("filter_id")
+    a.add_argument("filter_id", type=_ident)
     a = act.add_parser(
         "add-filter",
         help="add a packet filter (first match by priority decides; no match drops)",
         description="Add a packet filter, e.g. add-filter deny-h1 priority=100 dl_src=02:00:c6:13:fa:01 "
         "action=DENY. Fields left out are wildcards; action defaults to DENY.",
     )
-    a.add_argument("filter_id")
+    a.add_argument("filter_id", type=_ident)
     a.add_argument("fields", nargs="*", type=_filter_field, metavar="FIELD=VALUE")
     a = act.add_parser("remove-filter", help="remove a packet filter")
-    a.add_argument("filter_id")
+    a.add_argument("filter_id", type=_ident)
 
     a = act.add_parser("config", help="show or change the options")
     a.add_argument("--restrict-hosts-on-port", type=_onoff, metavar="on|off")
