@@ -73,6 +73,40 @@ def _count(text: str) -> int:
     return value
 
 
+MAX_LINES = 1_000_000
+
+
+def _lines(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 0 < value <= MAX_LINES:
+        raise argparse.ArgumentTypeError(f"expected a whole number of entries from 1 to {MAX_LINES}, got {text!r}")
+    return value
+
+
+def _output_file(path: str, verb: str) -> None:
+    """Refuse an output file labctl could not write, before any work (or connection) is done."""
+    target = Path(path)
+    if target.is_dir():
+        raise LabError(f"{verb} {path!r}: is a directory. Fix: name a file in it, e.g. {target / 'out'}.")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise LabError(
+            f"{verb} {path!r}: the directory {str(parent)!r} is missing. Fix: create it, or name another file."
+        )
+
+
+def _write_output(path: str, text: str, verb: str) -> None:
+    _output_file(path, verb)
+    try:
+        with open(path, "w") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise LabError(f"{verb} {path!r}: cannot write it ({exc.strerror}). Fix: name a file you can write.") from None
+
+
 def _running(args: argparse.Namespace) -> lab.Lab:
     topo, state = lab.resolve(args.file, args.name)
     return lab.require(topo, state)
@@ -308,6 +342,8 @@ def _exec_targets(running: lab.Lab, args: argparse.Namespace, command: list[str]
         if args.host is None:
             raise LabError(_NO_HOST)
         return None
+    if args.all and args.group:
+        raise LabError("exec: --all and --group do not go together (--all is every host). Fix: give one of them.")
     if args.host is not None:
         command.insert(0, args.host)
     if args.all:
@@ -315,6 +351,11 @@ def _exec_targets(running: lab.Lab, args: argparse.Namespace, command: list[str]
     groups = running.topo.group_hosts()
     hosts: list[str] = []
     for group in args.group:
+        if not groups:
+            raise LabError(
+                f"exec --group: lab {running.name!r} has no groups (no host lists any). "
+                f"Fix: use --all or name a host, or give hosts 'groups:' in {running.topo.path}."
+            )
         if group not in groups:
             raise LabError(
                 f"exec --group: no host of lab {running.name!r} is in group {group!r}. "
@@ -368,6 +409,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 def cmd_capture(args: argparse.Namespace) -> int:
     running = _running(args)
+    if args.write not in (None, "-"):
+        _output_file(args.write, "capture -w")
     where = hostiface.parse_target(args.host, "capture")
     conn = running.runner()
     try:
@@ -443,10 +486,11 @@ def cmd_graph(args: argparse.Namespace) -> int:
     if topo is None:
         lab.require(topo, state)  # raises: no such lab
     assert topo is not None
+    if args.output:
+        _output_file(args.output, "graph -o")
     text = graph.render(graph.build(lab.Lab(topo, state)), args.format)
     if args.output:
-        with open(args.output, "w") as handle:
-            handle.write(text)
+        _write_output(args.output, text, "graph -o")
     else:
         sys.stdout.write(text)
     return 0
@@ -576,7 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("logs", cmd_logs, "show the journal of a host, or of one unit on it (-f follows)")
     lab_args(p, short=False)
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new entries")
-    p.add_argument("-n", "--lines", type=int, default=None, help="only the last N entries")
+    p.add_argument("-n", "--lines", type=_lines, default=None, help="only the last N entries")
     p.add_argument("host")
     p.add_argument("unit", nargs="?", help="a unit, a template (mongrel2 = mongrel2 and mongrel2@*) or a glob")
 

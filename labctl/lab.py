@@ -140,7 +140,7 @@ class Lab:
             name=host,
             networks=dict(h.addresses),
             image=(self.extra.get("images") or {}).get(host) or self.topo.image,
-            extra_hosts={o: self.topo.reach(host, o) for o in self.topo.hosts if o != host},
+            extra_hosts={o: a for o in self.topo.hosts if o != host and (a := self.topo.reach(host, o)) is not None},
             address=h.address,
             user=h.user,
             authorized_key=self.state.pubkey.read_text() if self.state.pubkey.exists() else "",
@@ -347,6 +347,12 @@ def authorize(lab: Lab, hosts: list[str]) -> None:
     _parallel(put, hosts)
 
 
+def check_settings(lab: Lab) -> None:
+    """The environment variables `up` reads later, checked before anything is made (one LabError each)."""
+    runtime.control_path_dir(lab.state)  # LABCTL_RUNTIME_DIR short enough for SSH's control sockets
+    inventory.strategy_lines()  # LABCTL_STRATEGY (a provider's own variables: its prepare checks them)
+
+
 def check_networks(lab: Lab) -> None:
     """Refuse subnets that overlap another lab's (from state and from the providers), or what the
     providers find on the host that is no lab's (other podman networks, the host's routes)."""
@@ -425,6 +431,7 @@ def up(
     with lab.state.locked():
         check_networks(lab)
         check_names(lab)
+        check_settings(lab)
         t0 = time.monotonic()
         for name, specs in lab.providers().items():
             lab.backend(name).prepare(specs, say)  # host limits, the image: before anything is made

@@ -20,9 +20,24 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from labctl.errors import LabError, printable
+
+
 # labctl's own port and cache directory, not the Debian package's (3142, /var/cache/apt-cacher-ng): where
 # the package's service runs too (a machine with systemd), with its own settings, the two never share files
-PORT = int(os.environ.get("LABCTL_PKGCACHE_PORT", "3149"))
+def _port_setting(text: str) -> tuple[int, str]:
+    """LABCTL_PKGCACHE_PORT's port, and what is wrong with it ('' when nothing): checked when the cache
+    is used (require_port), so a bad value stops only what needs the cache, never every verb."""
+    try:
+        port = int(text.strip())
+    except ValueError:
+        return 0, f"LABCTL_PKGCACHE_PORT={text!r} is not a port number"
+    if not 1 <= port <= 65535:
+        return 0, f"LABCTL_PKGCACHE_PORT={text!r} is not a port from 1 to 65535"
+    return port, ""
+
+
+PORT, PORT_PROBLEM = _port_setting(os.environ.get("LABCTL_PKGCACHE_PORT", "3149"))
 DAEMON = "/usr/sbin/apt-cacher-ng"
 SUPPORT_DIR = "/usr/lib/apt-cacher-ng"
 CACHE_DIR = Path(os.environ.get("LABCTL_PKGCACHE_DIR", "/var/cache/labctl/apt-cacher-ng"))
@@ -32,6 +47,16 @@ RUN_DIR = Path(f"/run/labctl-acng-{PORT}")
 LOG_DIR = Path(f"/var/log/labctl-acng-{PORT}")
 START_TIMEOUT = 10.0
 Say = Callable[[str], None]
+
+
+def require_port() -> int:
+    """The cache's port; one LabError when LABCTL_PKGCACHE_PORT is not one."""
+    if PORT_PROBLEM:
+        raise LabError(
+            f"{printable(PORT_PROBLEM)}: labctl's package cache listens there. "
+            "Fix: set LABCTL_PKGCACHE_PORT to a free TCP port (3149 when unset), or LABCTL_PKGCACHE=off."
+        )
+    return PORT
 
 
 def answering(host: str = "127.0.0.1", port: int = PORT, timeout: float = 1.0) -> bool:
@@ -79,7 +104,7 @@ def command() -> list[str]:
 
 def enabled() -> bool:
     """True when hosts should use the cache: not turned off (LABCTL_PKGCACHE=off) and answering."""
-    return os.environ.get("LABCTL_PKGCACHE") != "off" and answering()
+    return os.environ.get("LABCTL_PKGCACHE") != "off" and bool(require_port()) and answering()
 
 
 def ensure(say: Say = lambda _m: None) -> bool:
@@ -87,6 +112,7 @@ def ensure(say: Say = lambda _m: None) -> bool:
     False (with one line said) when there is none: hosts then download directly."""
     if os.environ.get("LABCTL_PKGCACHE") == "off":
         return False
+    require_port()
     if answering():
         return True
     if not Path(DAEMON).exists():

@@ -207,6 +207,8 @@ class LabState:
         except (json.JSONDecodeError, RecursionError) as exc:
             raise self._damaged(f"not JSON: {exc}" if isinstance(exc, ValueError) else "nested too deeply") from None
         problem = state_problem(data)
+        if not problem and data.get("name", self.name) != self.name:
+            problem = f"it names lab {data['name']!r}, not {self.name!r}"
         if problem:
             raise self._damaged(problem)
         return data  # type: ignore[no-any-return]

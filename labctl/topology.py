@@ -127,12 +127,19 @@ class Topology:
                     return via
         return None
 
-    def reach(self, src: str, dst: str) -> str:
-        """The address src uses for dst: on a network they share, else dst's first address."""
+    def reach(self, src: str, dst: str) -> str | None:
+        """The address src uses for dst: on a network they share, else dst's first address; a static
+        host on no lab network: its own address when that is an IP address (None when it is a DNS name)."""
         for net in self.hosts[dst].networks:
             if net in self.hosts[src].networks:
                 return self.hosts[dst].addresses[net]
-        return next(iter(self.hosts[dst].addresses.values()))
+        first = next(iter(self.hosts[dst].addresses.values()), None)
+        if first is not None:
+            return first
+        try:
+            return str(ipaddress.ip_address(self.hosts[dst].address or ""))
+        except ValueError:
+            return None
 
 
 class _Errors:

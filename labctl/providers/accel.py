@@ -10,6 +10,8 @@ import fcntl
 import os
 from dataclasses import dataclass
 
+from labctl.errors import LabError, printable
+
 KVM_GET_API_VERSION = 0xAE00
 KVM_API_VERSION = 12
 # TCG: one host thread per vCPU; a 64 MiB translation cache keeps a 512 MiB VM under 300 MB of RSS.
@@ -63,10 +65,26 @@ def choose(cpuinfo: str, kvm: tuple[bool, str], forced: str | None = None) -> Ac
     return Accel("kvm", f"the CPU has {hw[0]} and /dev/kvm is usable", KVM_ARGS)
 
 
+FORCED = ("tcg", "auto")
+
+
+def forced_setting() -> str | None:
+    """LABCTL_QEMU_ACCEL: "tcg" forces TCG; unset, empty or "auto" lets the machine decide."""
+    value = os.environ.get("LABCTL_QEMU_ACCEL")
+    if value in (None, "", "auto"):
+        return None
+    if value not in FORCED:
+        raise LabError(
+            f"LABCTL_QEMU_ACCEL={printable(repr(value))} is not an accelerator setting. "
+            "Fix: set it to tcg (force TCG) or auto, or unset it (KVM when the machine has it)."
+        )
+    return value
+
+
 def detect() -> Accel:
     try:
         with open("/proc/cpuinfo") as handle:
             cpuinfo = handle.read()
     except OSError:
         cpuinfo = ""
-    return choose(cpuinfo, kvm_usable(), os.environ.get("LABCTL_QEMU_ACCEL"))
+    return choose(cpuinfo, kvm_usable(), forced_setting())

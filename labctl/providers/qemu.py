@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -63,6 +64,22 @@ def vms_dir(lab: str) -> Path:
 def vm_dir(lab: str, host: str) -> Path:
     container_name(lab, host)  # proves both names valid: the host part of the path is a plain name
     return vms_dir(lab) / host
+
+
+def boot_timeout(text: str | None, default: float) -> float:
+    """LABCTL_VM_BOOT_TIMEOUT's seconds (default when unset); one LabError when it is no number above 0."""
+    if text is None or text == "":
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise LabError(
+            f"LABCTL_VM_BOOT_TIMEOUT={text!r} is not a number of seconds above 0. "
+            f"Fix: set it to the seconds a VM may take to boot (e.g. {default:g}), or unset it."
+        )
+    return value
 
 
 @dataclass
@@ -272,6 +289,7 @@ class QemuProvider:
             )
         sizes = {spec.name: options(spec) for spec in hosts}
         accel = detect()
+        boot_timeout(os.environ.get("LABCTL_VM_BOOT_TIMEOUT"), BOOT_TIMEOUT[accel.name])  # checked before any VM
         say(f"VMs run on {accel.name.upper()}: {accel.reason}")
         running = {h for h, info in self.list(hosts[0].lab).items() if info.state == "running"}
         needs = {h: mem for h, (_cpus, mem, _args) in sizes.items() if h not in running}
@@ -399,7 +417,7 @@ class QemuProvider:
 
     def _wait_boot(self, lab: str, host: str, cfg: VmConfig, accel: Accel, offset: int) -> None:
         directory = vm_dir(lab, host)
-        timeout = float(os.environ.get("LABCTL_VM_BOOT_TIMEOUT", BOOT_TIMEOUT[accel.name]))
+        timeout = boot_timeout(os.environ.get("LABCTL_VM_BOOT_TIMEOUT"), BOOT_TIMEOUT[accel.name])
         address = cfg.nics[0].address
         deadline = time.monotonic() + timeout
         while True:

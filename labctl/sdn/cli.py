@@ -13,6 +13,7 @@ import argparse
 import json
 import re
 import sys
+import urllib.parse
 from typing import Any
 
 from labctl.cli_args import lab_args
@@ -44,6 +45,14 @@ def _ident(text: str) -> str:
     return text
 
 
+def _url(text: str) -> str:
+    """--url: the controller's REST API, an http(s) URL with a host."""
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// URL with a host")
+    return text
+
+
 def _filter_field(text: str) -> tuple[str, str]:
     """FIELD=VALUE of a filter, as Trema's `filter add ID priority=10 action=DENY dl_src=...`."""
     name, sep, value = text.partition("=")
@@ -61,7 +70,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Manage the sliceable switch's slices of a running lab through the controller's REST API.",
     )
     lab_args(p)
-    p.add_argument("--url", help="REST API base URL (default: from the lab's sdn_controller host)")
+    p.add_argument("--url", type=_url, help="REST API base URL (default: from the lab's sdn_controller host)")
     p.add_argument("--host", help="sdn_controller host to talk to (default: the first)")
     p.set_defaults(fn=cmd_sdn)
     act = p.add_subparsers(dest="sdn_action", required=True, metavar="ACTION")
@@ -187,12 +196,19 @@ def run_action(client: SdnClient, args: argparse.Namespace) -> Any:
     raise LabError(f"sdn: unknown action {action!r}")
 
 
+def _api_fix(exc: SdnApiError) -> str:
+    if exc.status == 0:
+        return ". Fix: check that the lab's sdn controller runs ('labctl smoke --only sdn_controller'), or the --url"
+    return ". Fix: see 'labctl sdn list' for the slices, and the API's answer above"
+
+
 def cmd_sdn(args: argparse.Namespace) -> int:
     client = SdnClient(api_url(args))
     try:
         result = run_action(client, args)
     except SdnApiError as exc:
-        raise LabError(f"sdn {args.sdn_action}: {exc}") from None
+        fix = "" if "Fix:" in str(exc) else _api_fix(exc)
+        raise LabError(f"sdn {args.sdn_action}: {exc}{fix}") from None
     if result is not None:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     return 0
