@@ -109,6 +109,8 @@ def parse(
         return []
     if not isinstance(value, list):
         raise fail("checks", f"expected a list, got {type(value).__name__}", "write each check as a list item")
+    if len(value) > MAX_CHECKS:
+        raise fail("checks", f"{len(value)} checks, more than labctl runs ({MAX_CHECKS})", "keep those that matter")
     out: list[UserCheck] = []
     names: set[str] = set()
     for i, item in enumerate(value):
@@ -239,7 +241,14 @@ def _int(fail: Fail, value: Any, where: str, low: int, high: int) -> int:
     return value
 
 
+MAX_SECONDS = 3600.0  # a check's wait and timeout: at most an hour
+MAX_CHECKS = 1000
+
+
 def _seconds(fail: Fail, value: Any, where: str, low: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < low:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and (value > MAX_SECONDS or value == math.inf):  # compared as it is: a huge int is no float
+        raise fail(where, f"{str(value)[:40]} seconds is more than an hour", f"give at most {MAX_SECONDS:g} seconds")
+    if not number or not math.isfinite(value) or value < low:
         raise fail(where, f"{value!r} is not a number of seconds", "give seconds as a number, e.g. 2")
     return float(value)

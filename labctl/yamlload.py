@@ -62,8 +62,8 @@ def expanded_size(root: yaml.Node, limit: int = MAX_NODES) -> int:
             sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
             if sizes[key] > limit:
                 raise _Bomb(
-                    f"the document expands to more than {limit} values through its aliases (*name)",
-                    "write the values out, or use fewer aliases: an alias of an alias multiplies",
+                    f"the document holds more than {limit} values once its aliases (*name) are expanded",
+                    "make it smaller: an alias of a value that holds aliases multiplies",
                 )
             continue
         if key in sizes:

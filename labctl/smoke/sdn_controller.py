@@ -34,6 +34,8 @@ Step = list[Any]
 Pair = tuple[str, str, bool]  # source host, destination host (or address), whether it must reach
 
 
+UNUSED_TRIES = 1024  # addresses unused_ip tries before it gives up
+
 class Sdn:
     """The sdn host as the checks see it: REST API, bridge, emulated hosts."""
 
@@ -183,8 +185,12 @@ class Sdn:
         h = self.hosts[near]
         net = ipaddress.ip_network(f"{h['ip']}/{h['prefix']}", strict=False)
         used = {x["ip"] for x in self.hosts.values()}
-        for cand in reversed(list(net.hosts())):
-            if str(cand) not in used:
+        # from the top of the subnet down, a bounded number of tries: the prefix is what the host reports,
+        # and a /1 would otherwise list two billion addresses
+        last = int(net.broadcast_address) - 1 if net.num_addresses > 2 else int(net.broadcast_address)
+        for offset in range(min(UNUSED_TRIES, net.num_addresses)):
+            cand = type(net.network_address)(last - offset)
+            if cand in net and cand != net.network_address and str(cand) not in used:
                 return str(cand)
         raise CheckSkipped(f"no free address in {net}")
 

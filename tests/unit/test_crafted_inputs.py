@@ -157,8 +157,8 @@ TOPOLOGY: list[Case] = [
     status(networks_n(65), "field 'networks': 65 networks, more than labctl makes for one lab (64)", "65 networks"),
     status(networks_n(64), "no lab named 'tl-nets' is up", "64 networks: fine"),
     # YAML alias bombs and recursion, in every place a value goes
-    status(bomb(LAUGHS), "refused: the document expands to more than", "billion laughs in vars"),
-    status(LAUGHS + dump(BASE), "refused: the document expands to more than", "billion laughs at the top level"),
+    status(bomb(LAUGHS), "refused: the document holds more than", "billion laughs in vars"),
+    status(LAUGHS + dump(BASE), "refused: the document holds more than", "billion laughs at the top level"),
     status(bomb("a: &a [*a]"), "an alias (*name) refers to a value that contains it", "recursive list alias"),
     status(bomb("a: &a {b: *a}"), "an alias (*name) refers to a value that contains it", "recursive mapping alias"),
     status(bomb("a: &a {<<: *a}"), "refers to a value that contains it", "recursive merge key"),
@@ -167,7 +167,7 @@ TOPOLOGY: list[Case] = [
             "base: &b {k0: 0, k1: 1, k2: 2, k3: 3, k4: 4, k5: 5, k6: 6, k7: 7, k8: 8, k9: 9}\n"
             + "".join(f"m{i}: &m{i} [{', '.join(['*' + ('b' if i == 0 else f'm{i - 1}')] * 12)}]\n" for i in range(6))
         ),
-        "refused: the document expands",
+        "refused: the document holds more than",
         "laughs built on a mapping",
     ),
     status(bomb("a: &a [1, 2]\nb: [*a, *a, *a]"), "no lab named 'sn-bad' is up", "a few aliases: fine"),
@@ -275,9 +275,32 @@ TOPOLOGY: list[Case] = [
     ),
     # up: refused before podman creates anything
     up(edit(nets("10.0.0.0/8")), "more than a /16", "up of a /8"),
-    up(bomb(LAUGHS), "refused: the document expands", "up of a billion laughs"),
+    up(bomb(LAUGHS), "refused: the document holds more than", "up of a billion laughs"),
     up(hosts_n(600), "600 hosts, more than", "up of 600 hosts"),
     up(edit(nets("127.0.0.0/24")), "the loopback range", "up of a loopback subnet"),
+]
+CHECK = {"name": "c", "hosts": ["gw"], "command": "true", "expect": {"exit_code": 0}}
+
+
+def check(**kv: Any) -> str:
+    return edit(lambda d: d.update(checks=[{**CHECK, **kv}]))
+
+
+TOPOLOGY += [
+    status(check(), "no lab named 'sn-bad' is up", "a check: fine"),
+    status(check(timeout=10**400), ("field 'checks[0] (c).timeout'", "more than an hour"), "check timeout 10**400"),
+    status(check(timeout=1e9), ("field 'checks[0] (c).timeout'", "more than an hour"), "check timeout 1e9"),
+    status(check(wait=float("inf")), ("field 'checks[0] (c).wait'", "more than an hour"), "check wait inf"),
+    status(check(wait=-1), ("field 'checks[0] (c).wait'", "not a number of seconds"), "check wait -1"),
+    status(check(retries=10**100), "field 'checks[0] (c).retries'", "check retries a googol"),
+    status(check(hosts="gw"), "no lab named 'sn-bad' is up", "check hosts one string: one host, fine"),
+    status(check(hosts=["nosuch"]), ("field 'checks[0] (c).hosts'", "use one of: gw, h1"), "check on no such host"),
+    status(check(expect={"number": {"match": "(", "lt": 1}}), "checks[0] (c).expect.number", "check bad regex"),
+    status(
+        edit(lambda d: d.update(checks=[{**CHECK, "name": f"c{i}"} for i in range(1001)])),
+        "field 'checks': 1001 checks, more than labctl runs (1000)",
+        "1001 checks",
+    ),
 ]
 TOPOLOGY += [
     status(dump(BASE).replace(old, new, 1), (f"field '{where}'", why), case)
@@ -647,7 +670,7 @@ def test_a_good_package_cache_port_is_the_port(monkeypatch: pytest.MonkeyPatch) 
 
 # The bounded loader itself, on what every reader hands it (topology, inventory/, locks, the lab's own files).
 LOADS: list[tuple[str, str | bytes, str]] = [
-    ("billion laughs", LAUGHS, "refused: the document expands to more than 200000 values"),
+    ("billion laughs", LAUGHS, "refused: the document holds more than 200000 values"),
     ("recursive alias", "a: &a [*a]", "refers to a value that contains it"),
     ("too large", "a: 1\n" + "#" * yamlload.MAX_BYTES, "bytes of YAML, more than labctl reads"),
     ("nested too deeply", "[" * 20000 + "]" * 20000, "nested too deeply"),
@@ -685,3 +708,37 @@ def test_every_yaml_reader_uses_the_bounded_loader() -> None:
             if needle in text:
                 offenders.append(f"{path.relative_to(package)}: {needle}")
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("ip", "prefix", "free"),
+    [("198.18.212.5", 1, "255.255.255.254"), ("198.18.212.5", 24, "198.18.212.254"), ("fd00::5", 8, "fdff:")],
+)
+def test_a_host_reported_prefix_lists_no_whole_subnet(ip: str, prefix: int, free: str) -> None:
+    """The sdn smoke picks an unused address near an emulated host from the prefix the host reports
+    (data): a /1 listed two billion addresses before; now a bounded number are tried, from the top."""
+    from labctl.smoke.sdn_controller import Sdn
+
+    sdn = object.__new__(Sdn)
+    sdn.hosts = {"h1": {"ip": ip, "prefix": prefix}, "h2": {"ip": "198.18.212.255", "prefix": 24}}
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(CASE_SECONDS)
+    try:
+        assert sdn.unused_ip("h1").startswith(free)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_the_inventory_reader_and_the_lock_reader_refuse_an_alias_bomb(tmp_path: Path) -> None:
+    """inventory/ (group_vars, host_vars) and LAB.lock go through the bounded loader too."""
+    from labctl import inventory_vars, lock
+
+    path = tmp_path / "all.yml"
+    path.write_text(LAUGHS)
+    with pytest.raises(LabError, match=r"all.yml: refused: the document holds more than 200000 values"):
+        inventory_vars._read(path)
+    with pytest.raises(LabError, match=r"the lock file is damaged \(refused: the document holds more than"):
+        lock.parse(LAUGHS, tmp_path / "lab.lock")
+    with pytest.raises(LabError, match=r"the lock file is damaged \(refers|an alias \(\*name\) refers"):
+        lock.parse("a: &a [*a]\n", tmp_path / "lab.lock")
