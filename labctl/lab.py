@@ -6,6 +6,7 @@ providers through their interface only; it never shells out to podman and never 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from labctl.errors import Interrupted, LabError
 from labctl.names import validate_lab_name
 from labctl.providers import HostInfo, HostSpec, NetworkSpec, Provider, get_provider, provider_names, teardown_order
 from labctl.remote import FabricRunner, Target, wait_for_ssh
-from labctl.state import LabState, all_labs, state_root, write_atomic
+from labctl.state import LabState, all_labs, state_root, usable_dir, write_atomic
 from labctl.topology import Topology, check_overlaps, load, parse, read_raw
 
 SSH_TIMEOUT = 90.0
@@ -349,6 +350,8 @@ def authorize(lab: Lab, hosts: list[str]) -> None:
 
 def check_settings(lab: Lab) -> None:
     """The environment variables `up` reads later, checked before anything is made (one LabError each)."""
+    if os.environ.get("LABCTL_RUNTIME_DIR"):
+        usable_dir(runtime.runtime_root(), "LABCTL_RUNTIME_DIR")
     runtime.control_path_dir(lab.state)  # LABCTL_RUNTIME_DIR short enough for SSH's control sockets
     inventory.strategy_lines()  # LABCTL_STRATEGY (a provider's own variables: its prepare checks them)
 

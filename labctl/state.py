@@ -28,14 +28,14 @@ MAX_STATE_BYTES = 64 * 1024 * 1024  # state.json holds a topology (at most 4 MiB
 def state_root() -> Path:
     base = os.environ.get("LABCTL_STATE_DIR")
     if base:
-        return _usable_root(Path(base), "LABCTL_STATE_DIR")
+        return usable_dir(Path(base), "LABCTL_STATE_DIR")
     xdg = os.environ.get("XDG_STATE_HOME")
     if xdg:
-        return _usable_root(Path(xdg), "XDG_STATE_HOME") / "labctl"
+        return usable_dir(Path(xdg), "XDG_STATE_HOME") / "labctl"
     return Path.home() / ".local" / "state" / "labctl"
 
 
-def _usable_root(root: Path, var: str) -> Path:
+def usable_dir(root: Path, var: str) -> Path:
     """root, when it is a directory or can be made one: its nearest existing ancestor is a directory."""
     probe = root
     while not os.path.lexists(probe) and probe != probe.parent:
@@ -45,7 +45,7 @@ def _usable_root(root: Path, var: str) -> Path:
         if probe != root:
             what = f"lies under {printable(str(probe))}, which is not a directory"
         raise LabError(
-            f"{var}={printable(str(root))} {what}: labctl keeps each lab's state in a directory there. "
+            f"{var}={printable(str(root))} {what}: labctl keeps its files in a directory there. "
             f"Fix: set {var} to a directory (labctl creates it if missing), or unset it."
         )
     return root

@@ -428,6 +428,7 @@ ARGV: list[Case] = [
     running("sdn", "--url", "http://127.0.0.1:9", "create", "", expect="argument slice: '' is not an id"),
     running("sdn", "--url", "http://127.0.0.1:9", "remove-port", "s1", "b 1", expect="argument binding_id"),
     running("sdn", "--url", "http://127.0.0.1:9", "show-filter", "f?x=1", expect="argument filter_id"),
+    running("sdn", "--url", "http://127.0.0.1:9", "add-mac", "s1", "02:00:00:00:00:01", "--id", "a b", expect="--id"),
     running("sdn", "--url", "notaurl", "list", expect=("argument --url", "'notaurl' is not an http")),
     running("sdn", "--url", "file:///etc/passwd", "list", expect=("argument --url", "is not an http")),
     running("sdn", "--url", "http://127.0.0.1:9", "list", expect=("sdn list: cannot reach", "Connection refused")),
@@ -472,6 +473,14 @@ ENV: list[Case] = [
     running("up", "--no-provision", "-f", "{d}/lab.yml", expect=("LABCTL_QEMU_ACCEL", "Fix:"), case="qemu accel"),
     running("up", "--no-provision", "-f", "{d}/lab.yml", expect="LABCTL_VM_BOOT_TIMEOUT='soon'", case="vm boot"),
     running("up", "--no-provision", "-f", "{d}/lab.yml", expect="LABCTL_RUNTIME_DIR", case="runtime dir long"),
+    running(
+        "up",
+        "--no-provision",
+        "-f",
+        "{d}/lab.yml",
+        expect=("LABCTL_RUNTIME_DIR=", "lies under"),
+        case="runtime dir under a file",
+    ),
 ]
 ENV_SETTINGS: dict[str, dict[str, str]] = {
     "state dir a file": {"LABCTL_STATE_DIR": "{d}/afile"},
@@ -484,13 +493,14 @@ ENV_SETTINGS: dict[str, dict[str, str]] = {
     "qemu accel": {"LABCTL_QEMU_ACCEL": "bogus"},
     "vm boot": {"LABCTL_VM_BOOT_TIMEOUT": "soon"},
     "runtime dir long": {"LABCTL_RUNTIME_DIR": "/tmp/" + "r" * 60},
+    "runtime dir under a file": {"LABCTL_RUNTIME_DIR": "{d}/afile/run"},
 }
 for _case in ENV:
     _case.env = ENV_SETTINGS[_case.id]
-for _case in ENV[-4:]:
+for _case in ENV[-5:]:
     _case.state = {}
     _case.files = {"lab.yml": dump(lab_topology("tl-env", False))}
-for _case in ENV[-3:-1]:
+for _case in ENV[-4:-2]:
     _case.files = {"lab.yml": edit(lambda d: d.update(provider="qemu"), lab_topology("tl-vm", False))}
 
 CASES = TOPOLOGY + STATE + ARGV + ENV
