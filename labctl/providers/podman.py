@@ -402,8 +402,12 @@ class PodmanProvider:
         gateways = {}
         for net in _network_list():
             subnets = net.get("subnets") or []
-            if subnets and subnets[0].get("gateway"):
+            if (net.get("labels") or {}).get(LABEL) and subnets and subnets[0].get("gateway"):
                 gateways[net["name"]] = subnets[0]["gateway"]
+        # the cache listens on the lab bridges' own addresses only (they exist once a host is on them):
+        # every lab's, so a restart for this lab keeps the others'; no cache, no proxy
+        if not pkgcache.ensure(listen=gateways.values()):
+            return {}
         out = {}
         for spec in specs:
             first = next(iter(spec.networks), None)

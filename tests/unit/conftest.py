@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
@@ -12,10 +13,21 @@ import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
-from labctl import paths
+from labctl import paths, pkgcache
 from labctl.smoke.base import FACTS_DIR, Context, Result
 
 Answer = Result | Callable[[str, str, str | None], Result]
+
+
+@pytest.fixture(autouse=True)
+def _private_package_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No unit test reaches the machine's shared package cache daemon (ensure() may stop and restart
+    labctl's daemon): its directories are scratch ones and its port one nothing listens on."""
+    root = tmp_path_factory.mktemp("acng")
+    for name in ("CONFIG_DIR", "RUN_DIR", "LOG_DIR", "CACHE_DIR"):
+        monkeypatch.setattr(pkgcache, name, Path(root / name.lower()))
+    monkeypatch.setattr(pkgcache, "PORT", 9)  # discard: nothing answers there
+    monkeypatch.setattr(pkgcache, "DAEMON", "/nonexistent/apt-cacher-ng")  # a test that starts one says so
 
 
 class FakeRunner:
