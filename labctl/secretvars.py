@@ -55,9 +55,9 @@ def written(topo: Topology, user: InventoryVars, inventory: Path, names: frozens
     found = _in(topo.vars, names, "vars.{}")
     for group, values in topo.groups.items():
         found += _in(values, names, f"groups.{group}.{{}}")
-    for host in topo.hosts.values():
-        found += _in(host.vars, names, f"hosts.{host.name}.vars.{{}}")
-    groups = {"all", *(g for h in topo.hosts.values() for g in h.groups)}
+    for spec in topo.hosts.values():
+        found += _in(spec.vars, names, f"hosts.{spec.name}.vars.{{}}")
+    groups = {"all", *(g for spec in topo.hosts.values() for g in spec.groups)}
     for group in sorted(groups & set(user.groups)):
         found += _in(user.groups[group], names, f"{{}} in {inventory}/group_vars/{group}")
     for host in sorted(set(topo.hosts) & set(user.hosts)):
