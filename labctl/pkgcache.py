@@ -13,7 +13,11 @@ faster, it is never needed.
 
 It is no open proxy: it listens on 127.0.0.1 and on the gateway addresses of the lab networks (the
 podman bridges' own addresses on this machine), never on 0.0.0.0 or this machine's outside address,
-and it has no report page (apt-cacher-ng's expire/delete/import forms live there). A bridge gets its
+and it has no report page (apt-cacher-ng's expire/delete/import forms live there). Linux delivers a
+packet for any local address whatever interface it came in on, so binding alone would let a host of
+another podman network (or a neighbour routing to a gateway address) in: an iptables chain on the
+port (LABCTL-ACNG-<port>) admits each lab gateway only from its own subnet, and 127.0.0.1 from this
+machine, and resets every other connection. A bridge gets its
 address only when its first host starts, so `ensure(listen=...)` runs after the hosts exist and
 restarts the daemon (under a lock, so concurrent labctl processes restart it once) only when an
 address a lab needs is missing from what it listens on; a daemon with any other configuration (an
@@ -25,11 +29,12 @@ import fcntl
 import ipaddress
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -164,18 +169,75 @@ def _locked() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def ensure(say: Say = lambda _m: None, listen: Iterable[str] = ()) -> bool:
-    """Make sure labctl's cache answers on PORT, on 127.0.0.1 and every address in ``listen`` (lab
-    gateways); start it when it is installed and not running, restart it when it lacks an address or
-    runs another configuration. False (with one line said) when there is none: hosts then download
-    directly."""
+def chain() -> str:
+    """The iptables chain (filter table) that admits lab hosts only to the cache on PORT."""
+    return f"LABCTL-ACNG-{PORT}"
+
+
+def _jump() -> list[str]:
+    return ["INPUT", "-p", "tcp", "--dport", str(PORT), "-j", chain()]
+
+
+def filter_rules(networks: Mapping[str, str]) -> list[list[str]]:
+    """The chain's rules: 127.0.0.1 from this machine, each lab gateway from its own subnet only
+    (gateway -> subnet), every other connection to the port reset."""
+    rules = [["-d", LOOPBACK, "-s", "127.0.0.0/8", "-j", "RETURN"]]
+    for gateway in bind_list(networks):
+        if gateway != LOOPBACK:
+            subnet = ipaddress.ip_network(networks[gateway], strict=False)
+            rules.append(["-d", gateway, "-s", str(subnet), "-j", "RETURN"])
+    return [*rules, ["-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"]]
+
+
+def _iptables(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["iptables", "-w", "5", *args], capture_output=True, text=True, check=False)
+
+
+def apply_filter(networks: Mapping[str, str], say: Say) -> bool:
+    """(Re)write labctl's chain for PORT and jump to it from INPUT (once). Only that chain and that
+    one jump rule are ever touched. False (said) when iptables is missing or refuses."""
+    if shutil.which("iptables") is None:
+        say("package cache: iptables is not installed: the cache is filtered by its addresses only")
+        return False
+    _iptables("-N", chain())  # exists already: fine
+    steps = [["-F", chain()], *(["-A", chain(), *rule] for rule in filter_rules(networks))]
+    if _iptables("-C", *_jump()).returncode != 0:
+        steps.append(["-I", *_jump()])
+    for step in steps:
+        result = _iptables(*step)
+        if result.returncode != 0:
+            say(f"package cache: iptables {' '.join(step)} failed ({result.stderr.strip()}); filtered by address only")
+            return False
+    return True
+
+
+def remove_filter() -> None:
+    """Remove labctl's chain for PORT and its jump rule (nothing else)."""
+    for _ in range(5):  # the jump is inserted once; a few in case two processes raced
+        if _iptables("-C", *_jump()).returncode != 0 or _iptables("-D", *_jump()).returncode != 0:
+            break
+    _iptables("-F", chain())
+    _iptables("-X", chain())
+
+
+def ensure(say: Say = lambda _m: None, listen: Mapping[str, str] | None = None) -> bool:
+    """Make sure labctl's cache answers on PORT, on 127.0.0.1 and every lab gateway in ``listen``
+    (gateway -> its network's subnet), admitting each gateway's own subnet only; start it when it is
+    installed and not running, restart it when it lacks an address or runs another configuration, and
+    rewrite its filter when a gateway is new to it. False (with one line said) when there is none:
+    hosts then download directly."""
     if os.environ.get("LABCTL_PKGCACHE") == "off":
         return False
     with _locked():
-        wanted = set(bind_list(listen)) & local_addresses()  # an address not (yet) here cannot be bound
+        present = local_addresses()
+        wanted = set(bind_list(listen or {})) & present  # an address not (yet) here cannot be bound
+        admitted = admitted_networks()
+        merged = {g: n for g, n in {**admitted, **(listen or {})}.items() if g in present}
         daemon = ours()
         binds = configured_binds() if daemon else None
         if daemon and binds is not None and wanted <= set(binds) and answering():
+            if merged != admitted:
+                _filter(merged, say)
             return True
         if daemon is None and answering():
             say(
@@ -188,7 +250,22 @@ def ensure(say: Say = lambda _m: None, listen: Iterable[str] = ()) -> bool:
             return False
         if daemon:
             stop(daemon)
-        return _start(sorted(wanted | (set(binds or ()) & local_addresses())), say)
+        _filter(merged, say)
+        return _start(sorted(wanted | (set(binds or ()) & present)), say)
+
+
+def admitted_networks() -> dict[str, str]:
+    """Gateway -> subnet the filter admits now (labctl's record in RUN_DIR; gone at reboot like the rules)."""
+    try:
+        data = json.loads((RUN_DIR / "filter.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _filter(networks: dict[str, str], say: Say) -> None:
+    if apply_filter(networks, say):
+        (RUN_DIR / "filter.json").write_text(json.dumps(networks, sort_keys=True))
 
 
 def stop(daemon: int) -> None:

@@ -1,6 +1,7 @@
 """The package cache is no open proxy (issue 21 item 8), with real podman and a private apt-cacher-ng
 on its own port (the machine's shared one on 3149 is never touched): it listens on 127.0.0.1 and the
-lab bridge's gateway only, a host on a podman network that is not a lab's is refused, and a lab host
+lab bridge's gateway only, a host on a podman network that is not a lab's is refused (at its own
+gateway and at the lab's: the port's iptables chain admits the lab's subnet only), and a lab host
 downloads through it."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from labctl import pkgcache
 from labctl.providers.podman import ULIMITS
 
 from .conftest import podman_json, run
@@ -56,11 +58,14 @@ def _stop_private_daemon() -> None:
 
 
 @pytest.fixture
-def cache_env(tmp_path: Path, labenv: dict[str, str]) -> Iterator[dict[str, str]]:
+def cache_env(tmp_path: Path, labenv: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     env = dict(labenv, LABCTL_PKGCACHE_PORT=str(PORT), LABCTL_PKGCACHE_DIR=str(tmp_path / "acng"))
     env.pop("LABCTL_PKGCACHE", None)
     yield env
     _stop_private_daemon()
+    monkeypatch.setattr(pkgcache, "PORT", PORT)  # this test's chain, never the shared cache's
+    pkgcache.remove_filter()  # proven against a fake iptables first: tests/unit/test_pkgcache.py
+    assert subprocess.run(["iptables", "-S", pkgcache.chain()], capture_output=True).returncode != 0
 
 
 def _curl(*prefix: str, proxy: str) -> str:
@@ -80,11 +85,23 @@ def test_the_cache_answers_lab_hosts_only(tmp_path: Path, cache_env: dict[str, s
     )
     try:
         run("up", "-f", str(topo), "--no-provision", env=cache_env)
-        # the lab's inventory names the cache on its gateway; it listens there and on 127.0.0.1 only
+        # the lab's inventory names the cache on its gateway; it listens there and on 127.0.0.1, on no
+        # wildcard and not on this machine's outside address
         state = Path(cache_env["LABCTL_STATE_DIR"]) / LAB
         inv = yaml.safe_load((state / "inventory.yml").read_text())
         assert inv["all"]["hosts"]["h1"]["labctl_package_proxy"] == f"http://{GATEWAY}:{PORT}"
-        assert _listeners() == sorted([f"127.0.0.1:{PORT}", f"{GATEWAY}:{PORT}"])
+        # (other labs running on this machine have their gateways too)
+        lab_gateways = {
+            sub["gateway"]
+            for net in podman_json("network", "ls")
+            if (net.get("labels") or {}).get("labctl.lab")
+            for sub in net.get("subnets") or []
+            if sub.get("gateway")
+        }
+        listening = _listeners()
+        assert {f"127.0.0.1:{PORT}", f"{GATEWAY}:{PORT}"} <= set(listening)
+        assert all(a.rsplit(":", 1)[0] in lab_gateways | {"127.0.0.1"} for a in listening), listening
+        assert f"0.0.0.0:{PORT}" not in listening and f"{_outside_address()}:{PORT}" not in listening
         # a lab host downloads through it
         got = run("exec", "h1", "--name", LAB, "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
                   "--max-time", "60", "-x", f"http://{GATEWAY}:{PORT}", RELEASE, env=cache_env)  # fmt: skip
@@ -96,6 +113,8 @@ def test_the_cache_answers_lab_hosts_only(tmp_path: Path, cache_env: dict[str, s
         foreign = ["podman", "run", "--rm", "--runtime", "runc", *limits, "--network", FOREIGN]
         foreign += ["--entrypoint", "", image["Id"]]
         assert _curl(*foreign, proxy=f"http://{FOREIGN_GATEWAY}:{PORT}") == "000"
+        # ... and at the lab's gateway (Linux delivers it to any local address): reset by the filter
+        assert _curl(*foreign, proxy=f"http://{GATEWAY}:{PORT}") == "000"
     finally:
         run("down", "--name", LAB, env=cache_env, check=False)
         subprocess.run(["podman", "network", "rm", FOREIGN], check=False, capture_output=True)

@@ -4,6 +4,8 @@ the roles really write (their templates rendered with their defaults)."""
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,6 +30,25 @@ def _private_package_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch
         monkeypatch.setattr(pkgcache, name, Path(root / name.lower()))
     monkeypatch.setattr(pkgcache, "PORT", 9)  # discard: nothing answers there
     monkeypatch.setattr(pkgcache, "DAEMON", "/nonexistent/apt-cacher-ng")  # a test that starts one says so
+    # its filter's iptables calls reach a fake that records them (FAKE_IPTABLES_LOG), never the machine's
+    bin_dir = root / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "iptables"
+    fake.write_text(FAKE_IPTABLES.replace("PYTHON", sys.executable))
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_IPTABLES_LOG", str(root / "iptables.log"))
+
+
+# records each call; "-C" (check) finds a rule only when FAKE_IPTABLES_HAS names it
+FAKE_IPTABLES = r"""#!PYTHON
+import os, sys
+args = sys.argv[1:]
+with open(os.environ["FAKE_IPTABLES_LOG"], "a") as log:
+    log.write(" ".join(args) + "\n")
+if "-C" in args:
+    sys.exit(0 if " ".join(args) in os.environ.get("FAKE_IPTABLES_HAS", "").split("|") else 1)
+"""
 
 
 class FakeRunner:

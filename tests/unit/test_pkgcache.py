@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -193,7 +194,7 @@ def test_a_daemon_left_by_an_older_labctl_is_replaced(monkeypatch: pytest.Monkey
         assert first and _listeners(port) == [f"0.0.0.0:{port}"]
         assert b"200 OK" in _get(port, "/acng-report.html").split(b"\r\n", 1)[0]  # the forms are open
         said: list[str] = []
-        assert pkgcache.ensure(said.append, listen=["127.0.0.1"])
+        assert pkgcache.ensure(said.append, listen={})
         second = pkgcache.ours()
         assert second and second != first and not Path(f"/proc/{first}").exists()
         assert _listeners(port) == [f"127.0.0.1:{port}"]
@@ -206,3 +207,62 @@ def test_a_daemon_left_by_an_older_labctl_is_replaced(monkeypatch: pytest.Monkey
         running = pkgcache.ours()
         if running:
             pkgcache.stop(running)
+
+
+def _iptables_calls() -> list[str]:
+    log = Path(os.environ["FAKE_IPTABLES_LOG"])
+    calls = log.read_text().splitlines() if log.exists() else []
+    log.unlink(missing_ok=True)
+    return [c.removeprefix("-w 5 ") for c in calls]
+
+
+def test_the_filter_admits_each_gateway_from_its_own_subnet_only() -> None:
+    rules = pkgcache.filter_rules({"198.18.9.1": "198.18.9.0/24", "10.3.0.1": "10.3.0.0/16"})
+    assert rules == [
+        ["-d", "127.0.0.1", "-s", "127.0.0.0/8", "-j", "RETURN"],
+        ["-d", "10.3.0.1", "-s", "10.3.0.0/16", "-j", "RETURN"],
+        ["-d", "198.18.9.1", "-s", "198.18.9.0/24", "-j", "RETURN"],
+        ["-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"],
+    ]
+
+
+def test_the_filter_touches_only_its_own_chain_and_jump(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against the fake iptables first on PATH (tests/unit/conftest.py): writing the filter creates and
+    refills labctl's chain for the port and inserts the one jump when it is missing; removing it
+    deletes only that jump and that chain."""
+    chain, jump = "LABCTL-ACNG-9", "INPUT -p tcp --dport 9 -j LABCTL-ACNG-9"
+    assert pkgcache.apply_filter({"198.18.9.1": "198.18.9.0/24"}, lambda _m: None)
+    assert _iptables_calls() == [
+        f"-N {chain}",
+        f"-C {jump}",
+        f"-F {chain}",
+        f"-A {chain} -d 127.0.0.1 -s 127.0.0.0/8 -j RETURN",
+        f"-A {chain} -d 198.18.9.1 -s 198.18.9.0/24 -j RETURN",
+        f"-A {chain} -p tcp -j REJECT --reject-with tcp-reset",
+        f"-I {jump}",
+    ]
+    monkeypatch.setenv("FAKE_IPTABLES_HAS", f"-w 5 -C {jump}")
+    assert pkgcache.apply_filter({}, lambda _m: None)
+    assert not [c for c in _iptables_calls() if c.startswith("-I")]  # the jump is there: not added twice
+    pkgcache.remove_filter()
+    calls = _iptables_calls()
+    assert {c for c in calls if c.startswith("-D")} == {f"-D {jump}"} and len(calls) <= 12
+    assert calls[-2:] == [f"-F {chain}", f"-X {chain}"]
+    assert all(chain in c for c in calls)  # nothing else is named
+
+
+def test_a_new_gateway_rewrites_the_filter_of_a_running_daemon(monkeypatch: pytest.MonkeyPatch) -> None:
+    """labctl's daemon runs with the right addresses: a gateway the filter does not admit yet is added
+    (no restart), and the next call with nothing new writes nothing."""
+    monkeypatch.delenv("LABCTL_PKGCACHE", raising=False)
+    monkeypatch.setattr(pkgcache, "ours", lambda: 4242)
+    monkeypatch.setattr(pkgcache, "answering", lambda *a, **k: True)
+    monkeypatch.setattr(pkgcache, "local_addresses", lambda: {"127.0.0.1", "198.18.9.1"})
+    monkeypatch.setattr(pkgcache, "stop", lambda _pid: pytest.fail("no restart"))
+    pkgcache.CONFIG_DIR.mkdir(parents=True)
+    (pkgcache.CONFIG_DIR / "acng.conf").write_text(pkgcache.config(["198.18.9.1"]))
+    assert pkgcache.ensure(listen={"198.18.9.1": "198.18.9.0/24"})
+    assert "-A LABCTL-ACNG-9 -d 198.18.9.1 -s 198.18.9.0/24 -j RETURN" in _iptables_calls()
+    assert pkgcache.admitted_networks() == {"198.18.9.1": "198.18.9.0/24"}
+    assert pkgcache.ensure(listen={"198.18.9.1": "198.18.9.0/24"}) and pkgcache.ensure()
+    assert _iptables_calls() == []
