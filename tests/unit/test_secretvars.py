@@ -17,9 +17,11 @@ from labctl.errors import LabError
 from labctl.inventory_vars import load
 from labctl.lab import Lab
 from labctl.providers import setaside
+from labctl.smoke import memcached
+from labctl.smoke.base import CheckFailed
 from labctl.state import LabState
 from labctl.topology import parse
-from tests.unit.conftest import lab_host_vars, role_fact
+from tests.unit.conftest import FakeRunner, MakeCtx, lab_host_vars, role_fact
 from tests.unit.test_lock import _FakeProvider, sample
 
 PASSWORD = "Sasl-S3cret-Pw"
@@ -153,3 +155,21 @@ def test_the_sasl_database_is_set_aside_unless_with_secrets(tmp_path: Path, sasl
     expected = ["/etc/sasl2/memcached-sasldb2", "/etc/sasl2/.memcached-sasl.sha256"] if sasl else []
     assert setaside.secret_files(str(facts)) == expected  # the client's fact lists none
     assert PASSWORD not in "".join(p.read_text() for p in facts.iterdir())
+
+
+def test_the_memcached_checks_pass_the_sasl_password_on_stdin_only(runner: FakeRunner, make_ctx: MakeCtx) -> None:
+    """memcstat and the C client get the password on stdin: no command labctl runs, shows in a failed
+    check or logs holds it, even when memcstat fails."""
+    groups = {"memcached": ["db"], "memcached_clients": ["dev"]}
+    addresses = {"db": {"lab": "198.18.206.10"}, "dev": {"lab": "198.18.206.11"}}
+    ctx = make_ctx(groups, addresses, {h: {"memcached_sasl_password": PASSWORD} for h in addresses})
+    for host in addresses:
+        fact = role_fact("memcached", lab_host_vars(host, groups, addresses), memcached_sasl_enabled=True)
+        runner.fact(host, "memcached", fact)
+    runner.on("memcstat", "", exited=1)
+    with pytest.raises(CheckFailed) as err:
+        memcached.memcstat(ctx, "dev", memcached.endpoints(ctx))
+    failure = f"{err.value} {err.value.command} {err.value.output}"
+    assert PASSWORD not in failure
+    calls = [(cmd, stdin) for _h, cmd, stdin in runner.calls if "memcstat" in cmd]
+    assert calls and all(PASSWORD not in cmd and stdin == f"{PASSWORD}\n" for cmd, stdin in calls)
