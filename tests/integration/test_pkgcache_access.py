@@ -118,3 +118,26 @@ def test_the_cache_answers_lab_hosts_only(tmp_path: Path, cache_env: dict[str, s
     finally:
         run("down", "--name", LAB, env=cache_env, check=False)
         subprocess.run(["podman", "network", "rm", FOREIGN], check=False, capture_output=True)
+
+
+def test_a_host_downloads_directly_when_the_cache_does_not_answer(tmp_path: Path, cache_env: dict[str, str]) -> None:
+    """The common role writes the apt proxy only when the cache answers the host; a proxy that does
+    not answer (here: the topology names a port nothing listens on) leaves apt downloading directly."""
+    topo = tmp_path / f"{LAB}.yml"
+    base = (
+        f"schema: 1\nname: {LAB}\nnetworks: [{{name: lan, subnet: {SUBNET}}}]\nhosts: [{{name: h1, networks: [lan]}}]\n"
+    )
+    topo.write_text(base)
+    proxy_file = "/etc/apt/apt.conf.d/01labctl-proxy"
+    try:
+        run("up", "-f", str(topo), env=cache_env)
+        got = run("exec", "h1", "--name", LAB, "--", "cat", proxy_file, env=cache_env).stdout
+        assert f'"http://{GATEWAY}:{PORT}"' in got
+        assert run("exec", "h1", "--name", LAB, "--", "apt-get", "-q", "update", env=cache_env).returncode == 0
+        topo.write_text(base + f"vars: {{common_apt_proxy: 'http://{GATEWAY}:{PORT + 1}'}}\n")
+        run("provision", "-f", str(topo), env=cache_env)
+        gone = run("exec", "h1", "--name", LAB, "--", "test", "-e", proxy_file, env=cache_env, check=False)
+        assert gone.returncode == 1
+        assert run("exec", "h1", "--name", LAB, "--", "apt-get", "-q", "update", env=cache_env).returncode == 0
+    finally:
+        run("down", "--name", LAB, env=cache_env, check=False)
