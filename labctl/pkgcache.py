@@ -154,7 +154,7 @@ def ours() -> int | None:
         comm = Path(f"/proc/{found}/comm").read_text().strip()
     except OSError:
         return None
-    return found if comm == Path(DAEMON).name[:15] else None
+    return found if comm == Path(DAEMON).name[:15] and _alive(found) else None
 
 
 @contextmanager
@@ -275,10 +275,18 @@ def stop(daemon: int) -> None:
     except ProcessLookupError:
         return
     deadline = time.monotonic() + STOP_TIMEOUT
-    while Path(f"/proc/{daemon}").exists() and time.monotonic() < deadline:
+    while _alive(daemon) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if Path(f"/proc/{daemon}").exists():
+    if _alive(daemon):
         os.kill(daemon, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and has not exited (a zombie waiting for its parent counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _start(binds: list[str], say: Say) -> bool:

@@ -7,6 +7,7 @@ downloads through it."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -66,6 +67,12 @@ def cache_env(tmp_path: Path, labenv: dict[str, str], monkeypatch: pytest.Monkey
     monkeypatch.setattr(pkgcache, "PORT", PORT)  # this test's chain, never the shared cache's
     pkgcache.remove_filter()  # proven against a fake iptables first: tests/unit/test_pkgcache.py
     assert subprocess.run(["iptables", "-S", pkgcache.chain()], capture_output=True).returncode != 0
+    for directory in (
+        f"/var/lib/labctl/apt-cacher-ng-{PORT}",
+        f"/run/labctl-acng-{PORT}",
+        f"/var/log/labctl-acng-{PORT}",
+    ):
+        shutil.rmtree(directory, ignore_errors=True)  # this test's private daemon's, by its own port
 
 
 def _curl(*prefix: str, proxy: str) -> str:
