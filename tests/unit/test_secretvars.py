@@ -5,6 +5,7 @@ host, naming where and never the value), and the files roles make from them are 
 from __future__ import annotations
 
 import json
+import re
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,20 @@ PASSWORD = "Sasl-S3cret-Pw"
 def test_the_roles_argument_specs_name_the_secrets() -> None:
     assert "memcached_sasl_password" in secretvars.secret_names()
     assert "memcached_sasl_user" not in secretvars.secret_names()
+
+
+def test_every_role_option_named_like_a_secret_is_marked() -> None:
+    """A new password/token/secret option that a role forgets to mark no_log fails here (a directory or
+    file name, like mongodb_secrets_dir, says where secrets live and is none)."""
+    unmarked = []
+    for spec in sorted(paths.ROLES_DIR.glob("*/meta/argument_specs.yml")):
+        for entry in (yaml.safe_load(spec.read_text())["argument_specs"] or {}).values():
+            for name, option in (entry.get("options") or {}).items():
+                looks = re.search(r"passw|token|secret|private_key|api_key", name)
+                where = option.get("type") == "path" or name.endswith(("_dir", "_path", "_file"))
+                if looks and not where and name not in secretvars.secret_names():
+                    unmarked.append(f"{spec.parent.parent.name}: {name}")
+    assert unmarked == []
 
 
 def test_no_log_options_and_suboptions_make_a_variable_secret(tmp_path: Path) -> None:
