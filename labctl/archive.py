@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 import yaml
 
 from labctl import lab as labmod
-from labctl import lockrun, paths
+from labctl import lockrun, paths, secretvars
 from labctl.errors import LabError
 from labctl.lab import Lab, Say, _quiet
 from labctl.state import LabState, write_atomic
@@ -68,6 +68,7 @@ def save(lab: Lab, out: Path, with_secrets: bool = False, say: Say = _quiet) -> 
     """Write the running lab into one tar archive at out (see require_secrets_choice for the secrets)."""
     t0 = time.monotonic()
     require_secrets_choice(lab, with_secrets)
+    secretvars.require_choice(lab.topo, with_secrets)  # secrets the user wrote: before any host is read
     out = out.resolve()
     if not out.parent.is_dir():
         raise LabError(f"save: the directory of {out} does not exist. Fix: create it, or name another -o path.")

@@ -334,18 +334,33 @@ class PodmanProvider:
                 name = container_name(lab, host)
                 aside = ["out", *(["keep-secrets"] if secrets else [])]
                 _podman(
-                    "exec", "-i", name, "python3", "-", *aside, stdin=SET_ASIDE.read_text(),
+                    "exec",
+                    "-i",
+                    name,
+                    "python3",
+                    "-",
+                    *aside,
+                    stdin=SET_ASIDE.read_text(),
                     what=f"to set the host keys (and secrets) of {host!r} aside",
                 )
                 try:
                     _podman(
-                        "commit", "--pause=true", "--change", f"LABEL labctl.saved={lab}", name, ref,
+                        "commit",
+                        "--pause=true",
+                        "--change",
+                        f"LABEL labctl.saved={lab}",
+                        name,
+                        ref,
                         what=f"to commit host {host!r}",
                     )
                 finally:
                     _podman("exec", "-i", name, "python3", "-", "back", stdin=SET_ASIDE.read_text(), check=False)
             _podman(
-                "save", "--multi-image-archive", "-o", str(dest / HOSTS_ARCHIVE), *refs.values(),
+                "save",
+                "--multi-image-archive",
+                "-o",
+                str(dest / HOSTS_ARCHIVE),
+                *refs.values(),
                 what=f"to save the hosts of lab {lab!r}",
             )
         finally:
@@ -399,11 +414,16 @@ class PodmanProvider:
         gateway: this machine); empty when the cache is not running."""
         if not specs or not (self._cache or pkgcache.enabled()):
             return {}
-        gateways = {}
+        gateways, subnets_of = {}, {}
         for net in _network_list():
             subnets = net.get("subnets") or []
-            if subnets and subnets[0].get("gateway"):
+            if (net.get("labels") or {}).get(LABEL) and subnets and subnets[0].get("gateway"):
                 gateways[net["name"]] = subnets[0]["gateway"]
+                subnets_of[subnets[0]["gateway"]] = subnets[0].get("subnet") or f"{subnets[0]['gateway']}/32"
+        # the cache listens on the lab bridges' own addresses only (they exist once a host is on them),
+        # each admitting its own subnet: every lab's, so a restart for this lab keeps the others'
+        if not pkgcache.ensure(listen=subnets_of):
+            return {}
         out = {}
         for spec in specs:
             first = next(iter(spec.networks), None)

@@ -16,9 +16,11 @@ ASIDE = "/run/labctl-save"
 TAR = f"{ASIDE}/aside.tar"
 
 
-def secret_files() -> list[str]:
+def secret_files(facts_dir: str = "/etc/ansible/facts.d") -> list[str]:
+    """The files the roles' local facts list as secrets made on this host (memcached's sasldb and its
+    credential digest, MongoDB's replica set key file)."""
     found: list[str] = []
-    for path in glob.glob("/etc/ansible/facts.d/*.fact"):
+    for path in sorted(glob.glob(f"{facts_dir}/*.fact")):
         try:
             with open(path) as handle:
                 fact = json.load(handle)

@@ -2,9 +2,9 @@
 
     labctl sdn [-f LAB.yml | --name LAB] [--url URL] [--host HOST] ACTION ...
 
-The API URL is the one the sdn_controller role recorded on the host (its fact: rest_url), unless
---url is given. Results are printed as JSON; writes print nothing (the API answers 202 without
-a body, as Trema's does).
+The API URL is the controller host's address from the topology and the REST port its role resolved
+(labctl.smoke.sdn_controller.rest_url: never a URL the host reports), unless --url is given.
+Results are printed as JSON; writes print nothing (the API answers 202 without a body, as Trema's does).
 """
 
 from __future__ import annotations
@@ -133,11 +133,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def api_url(args: argparse.Namespace) -> str:
-    """--url, else the REST URL the sdn_controller role recorded in its fact on the host."""
+    """--url, else the controller host's REST URL as labctl derives it (its topology address, the
+    role's port): never the URL a host's fact names."""
     if args.url:
         return str(args.url)
     from labctl import lab  # late: only needed when the URL comes from a lab
     from labctl.smoke.context import context_for
+    from labctl.smoke.sdn_controller import rest_url
 
     topo, state = lab.resolve(args.file, args.name)
     running = lab.require(topo, state)
@@ -149,7 +151,7 @@ def api_url(args: argparse.Namespace) -> str:
     if host not in hosts:
         raise LabError(f"sdn: {host!r} is not in group {GROUP}. Fix: use one of: {', '.join(hosts)}.")
     try:
-        return str(ctx.fact(host, GROUP)["rest_url"])
+        return rest_url(ctx, host)
     except CheckFailed as exc:
         raise LabError(f"sdn: {exc}") from None
     finally:

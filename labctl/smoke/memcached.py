@@ -109,11 +109,12 @@ def parse_memcstat(text: str) -> dict[str, dict[str, str]]:
 def memcstat(ctx: Context, client: str, eps: list[Endpoint]) -> dict[str, dict[str, str]]:
     """Stats of every endpoint, read with libmemcached's memcstat from the client host."""
     auth = _sasl(ctx)
-    opts = f" --binary --username={shlex.quote(auth[0])} --password={shlex.quote(auth[1])}" if auth else ""
-    cmd = f"memcstat --servers={','.join(str(e) for e in eps)}{opts}"
-    result = ctx.sh(client, cmd, timeout=30)
+    cmd = f"memcstat --servers={','.join(str(e) for e in eps)}"
+    if auth:  # the password goes on stdin, never into a command line labctl shows or logs
+        cmd = f'IFS= read -r P; exec {cmd} --binary --username={shlex.quote(auth[0])} --password="$P"'
+    result = ctx.sh(client, cmd, timeout=30, stdin=f"{auth[1]}\n" if auth else None)
     stats = parse_memcstat(result.stdout)
-    shown = cmd.replace(auth[1], "***") if auth else cmd
+    shown = cmd
     for ep in eps:
         if "pid" not in stats.get(str(ep), {}):
             raise CheckFailed(f"{client}: memcached at {ep} did not answer stats", shown, result.output)
@@ -310,12 +311,14 @@ def c_client(ctx: Context) -> None:
         timeout=120,
     )
     prefix = f"labctl-c-{int(time.time() * 1000)}"
-    env = f"MEMCACHED_USERNAME={shlex.quote(auth[0])} MEMCACHED_PASSWORD={shlex.quote(auth[1])} " if auth else ""
-    cmd = f"{env}{WORKDIR}/mem_test {KEYS} {prefix} {' '.join(str(e) for e in eps)}"
+    cmd = f"{WORKDIR}/mem_test {KEYS} {prefix} {' '.join(str(e) for e in eps)}"
+    if auth:  # the password on stdin, into the program's environment: never in the command line
+        login = f"IFS= read -r MEMCACHED_PASSWORD; export MEMCACHED_PASSWORD MEMCACHED_USERNAME={shlex.quote(auth[0])}"
+        cmd = f"{login}; exec {cmd}"
     before = memcstat(ctx, client, eps)
-    result = ctx.run(client, cmd, timeout=60)
+    result = ctx.run(client, cmd, timeout=60, stdin=f"{auth[1]}\n" if auth else None)
     after = memcstat(ctx, client, eps)
-    shown = cmd.replace(auth[1], "***") if auth else cmd
+    shown = cmd
     per_server, totals = parse_mem_test(result.stdout)
     if not result.ok or any(totals.get(op) != (KEYS, 0) for op in ("SET", "FETCH", "DELETE")):
         raise CheckFailed(f"{client}: mem_test did not set/fetch/delete all {KEYS} keys", shown, result.output)

@@ -78,8 +78,12 @@ def _server(ctx: Context) -> str:
 
 
 def app_password(ctx: Context, server: str) -> str:
-    """The application user's password, from the lab's state dir on the controller."""
-    path = Path(ctx.fact(server, SERVICE)["secrets_dir"]) / "mongodb_app"
+    """The application user's password, from the lab's own state dir on this machine (its secrets/,
+    where the mongodb role generates it): never from a path the host reports (its fact is data)."""
+    state_dir = ctx.var(server, "labctl_state_dir")
+    if not isinstance(state_dir, str) or not state_dir:
+        raise CheckFailed(f"{server}: the lab's state directory is not known (labctl_state_dir)")
+    path = Path(state_dir) / "secrets" / "mongodb_app"
     try:
         password = path.read_text().split()[0]
     except (OSError, IndexError):

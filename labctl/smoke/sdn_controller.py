@@ -9,6 +9,7 @@ Checks that change slices or options put everything back and verify the state is
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import shlex
@@ -36,13 +37,33 @@ Pair = tuple[str, str, bool]  # source host, destination host (or address), whet
 
 UNUSED_TRIES = 1024  # addresses unused_ip tries before it gives up
 
+
+def rest_url(ctx: Context, host: str) -> str:
+    """The controller's REST URL as labctl derives it, never the fact's rest_url (a host's fact is data:
+    it does not choose where labctl connects): the address from the topology (the host's
+    sdn_controller_rest_address when it is an IP address, else its lab address, which the role listens
+    on by default) and the port the role resolved (its fact's rest_port, checked to be a port)."""
+    port = ctx.fact(host, SERVICE).get("rest_port")
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise CheckFailed(
+            f"{host}: the sdn_controller fact's rest_port {str(port)[:40]!r} is not a TCP port (1-65535); "
+            f"Fix: labctl provision --name {ctx.lab}"
+        )
+    address = ctx.address(host)
+    chosen = ctx.var(host, "sdn_controller_rest_address")
+    if isinstance(chosen, str):
+        with contextlib.suppress(ValueError):
+            address = str(ipaddress.ip_address(chosen))
+    return f"http://{address}:{port}"
+
+
 class Sdn:
     """The sdn host as the checks see it: REST API, bridge, emulated hosts."""
 
     def __init__(self, ctx: Context, host: str) -> None:
         self.ctx, self.host = ctx, host
         fact = ctx.fact(host, SERVICE)
-        self.url = str(fact["rest_url"])
+        self.url = rest_url(ctx, host)
         self.bridge = str(fact["bridge"])
         self.units = list(fact["units"])
         names = [h["name"] for h in fact["hosts"]]

@@ -4,7 +4,10 @@ the roles really write (their templates rendered with their defaults)."""
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
@@ -12,10 +15,40 @@ import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
-from labctl import paths
+from labctl import paths, pkgcache
 from labctl.smoke.base import FACTS_DIR, Context, Result
 
 Answer = Result | Callable[[str, str, str | None], Result]
+
+
+@pytest.fixture(autouse=True)
+def _private_package_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No unit test reaches the machine's shared package cache daemon (ensure() may stop and restart
+    labctl's daemon): its directories are scratch ones and its port one nothing listens on."""
+    root = tmp_path_factory.mktemp("acng")
+    for name in ("CONFIG_DIR", "RUN_DIR", "LOG_DIR", "CACHE_DIR"):
+        monkeypatch.setattr(pkgcache, name, Path(root / name.lower()))
+    monkeypatch.setattr(pkgcache, "PORT", 9)  # discard: nothing answers there
+    monkeypatch.setattr(pkgcache, "DAEMON", "/nonexistent/apt-cacher-ng")  # a test that starts one says so
+    # its filter's iptables calls reach a fake that records them (FAKE_IPTABLES_LOG), never the machine's
+    bin_dir = root / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "iptables"
+    fake.write_text(FAKE_IPTABLES.replace("PYTHON", sys.executable))
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_IPTABLES_LOG", str(root / "iptables.log"))
+
+
+# records each call; "-C" (check) finds a rule only when FAKE_IPTABLES_HAS names it
+FAKE_IPTABLES = r"""#!PYTHON
+import os, sys
+args = sys.argv[1:]
+with open(os.environ["FAKE_IPTABLES_LOG"], "a") as log:
+    log.write(" ".join(args) + "\n")
+if "-C" in args:
+    sys.exit(0 if " ".join(args) in os.environ.get("FAKE_IPTABLES_HAS", "").split("|") else 1)
+"""
 
 
 class FakeRunner:

@@ -34,7 +34,7 @@ def ctx(runner: FakeRunner, make_ctx: MakeCtx, tmp_path: Path) -> Context:
     runner.strict = False
     for host in ADDRESSES:
         runner.fact(host, "mongodb", mfact(host, tmp_path))
-    return make_ctx(GROUPS, ADDRESSES)
+    return make_ctx(GROUPS, ADDRESSES, {h: {"labctl_state_dir": str(tmp_path)} for h in ADDRESSES})
 
 
 def session_data() -> dict:
@@ -175,3 +175,20 @@ def test_helper_files_ship_and_role_uses_the_same_c_source() -> None:
     assert filecmp.cmp(role_copy, mongodb.C_SOURCE, shallow=False)
     compile(mongodb.SESSION_SCRIPT.read_text(), "mongodb_session.py", "exec")
     compile((ROOT / "roles/mongodb/files/mongodb_users.py").read_text(), "mongodb_users.py", "exec")
+
+
+def test_a_hostile_secrets_dir_fact_changes_nothing_labctl_reads(
+    ctx: Context, runner: FakeRunner, tmp_path: Path
+) -> None:
+    """The host says its secrets are in /etc (issue 21 item 10): labctl still reads the lab's own
+    state dir, and a file the fact names is never opened."""
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    (hostile / "mongodb_app").write_text("FromTheHost\n")
+    runner.facts[("db", "mongodb")] = {**runner.facts[("db", "mongodb")], "secrets_dir": str(hostile)}
+    with pytest.raises(CheckFailed, match=str(tmp_path / "secrets" / "mongodb_app")):
+        mongodb.app_password(ctx, "db")  # the lab's own secret is missing: a failure, not the host's file
+    runner.facts[("db", "mongodb")]["secrets_dir"] = "/etc"
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "mongodb_app").write_text("TheLabs\n")
+    assert mongodb.app_password(ctx, "db") == "TheLabs"
