@@ -20,6 +20,7 @@ from labctl import (
     graph,
     hostexec,
     hostiface,
+    hostkeys,
     impair,
     inventory,
     journal,
@@ -322,16 +323,28 @@ def cmd_exec(args: argparse.Namespace) -> int:
     if targets is None:
         running.require_host(args.host, "exec")
         tty = hostexec.want_tty(args.tty)
-        return hostexec.run_one(hostexec.ssh_argv(config, args.host, command, tty), timeout=args.timeout)
+        rc = hostexec.run_one(hostexec.ssh_argv(config, args.host, command, tty), timeout=args.timeout)
+        return _checked_ssh(running, [args.host], rc)
     argvs = {h: hostexec.ssh_argv(config, h, command, tty=False) for h in targets}
     emit = None if args.json else hostexec.prefixed_printer(targets)
     runs = hostexec.run_many(argvs, emit, timeout=args.timeout)
+    for r in runs:
+        if r.exit_code == hostexec.SSH_FAILED and hostkeys.says_mismatch(r.stderr):
+            running.refuse_changed_key(r.host)
     if args.json:
         ui.print_json({"lab": running.name, "command": command, "hosts": [asdict(r) for r in runs]})
     return 0 if all(r.exit_code == 0 for r in runs) else 1
 
 
 _NO_HOST = "exec: the following arguments are required: host. Fix: labctl exec HOST -- CMD, or --all / --group GROUP."
+
+
+def _checked_ssh(running: lab.Lab, hosts: list[str], rc: int) -> int:
+    """ssh's exit code, unless ssh could not connect because a host's key is not the one learnt: that error."""
+    if rc == hostexec.SSH_FAILED:
+        for host in hosts:
+            running.refuse_changed_key(host)
+    return rc
 
 
 def _exec_targets(running: lab.Lab, args: argparse.Namespace, command: list[str]) -> list[str] | None:
@@ -385,6 +398,18 @@ def cmd_ssh_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_forget_key(args: argparse.Namespace) -> int:
+    """Drop a host's SSH host key from the lab's known_hosts: the next connection learns it again (from the
+    provider for podman and qemu hosts; trust on first use for static ones)."""
+    running = _running(args)
+    running.require_host(args.host, "forget-key")
+    if running.forget_host_key(args.host):
+        ui.say(f"forgot the SSH host key of {args.host!r} (lab {running.name!r}); the next connection learns it again")
+    else:
+        ui.say(f"the lab's known_hosts holds no key of {args.host!r}: nothing to forget")
+    return 0
+
+
 def cmd_cp(args: argparse.Namespace) -> int:
     running = _running(args)
     for path in (args.src, args.dst):
@@ -395,7 +420,8 @@ def cmd_cp(args: argparse.Namespace) -> int:
         raise LabError("cp: neither side names a host. Fix: labctl cp SRC HOST:DST or labctl cp HOST:SRC DST.")
     config = sshconfig.lab_config_file(running)
     argv = ["scp", "-F", str(config), "-q", *(["-r"] if args.recursive else []), args.src, args.dst]
-    return hostexec.run_one(argv)
+    hosts = [p.partition(":")[0] for p in (args.src, args.dst) if ":" in p.split("/")[0]]
+    return _checked_ssh(running, [h for h in hosts if h in running.topo.hosts], hostexec.run_one(argv))
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -404,7 +430,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     config = sshconfig.lab_config_file(running)
     command = journal.command(args.unit, follow=args.follow, lines=args.lines)
     tty = hostexec.want_tty(False) if args.follow else False
-    return hostexec.run_one(hostexec.ssh_argv(config, args.host, command, tty))
+    return _checked_ssh(running, [args.host], hostexec.run_one(hostexec.ssh_argv(config, args.host, command, tty)))
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
@@ -610,6 +636,10 @@ def build_parser() -> argparse.ArgumentParser:
     lab_args(p)
     p.add_argument("--path", action="store_true", help="write it to the lab's state and print the file's path")
     p.add_argument("host", nargs="?", help="only this host")
+
+    p = verb("forget-key", cmd_forget_key, "forget a host's SSH host key (one that changed on purpose)")
+    lab_args(p)
+    p.add_argument("host")
 
     p = verb("cp", cmd_cp, "copy files to or from a host with scp: SRC HOST:DST or HOST:SRC DST")
     lab_args(p)

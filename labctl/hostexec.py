@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO
 
 TIMED_OUT = 124
+SSH_FAILED = 255  # ssh itself failed (could not connect, host key refused, ...)
 
 
 def ssh_argv(config: Path, host: str, command: Sequence[str], tty: bool | None = None) -> list[str]:

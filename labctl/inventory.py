@@ -18,6 +18,15 @@ from labctl.topology import Topology
 SSH_ARGS = "-o ControlMaster=auto -o ControlPersist=60s -o ServerAliveInterval=15 -o ConnectTimeout=10"
 
 
+def ssh_common_args(state: LabState) -> str:
+    """The ssh options of every Ansible connection (ssh and mitogen alike): strict host key checking against
+    the lab's known_hosts only."""
+    return (
+        f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={state.known_hosts} "
+        "-o GlobalKnownHostsFile=/dev/null"
+    )
+
+
 def host_vars(topo: Topology, state: LabState, host: str, address: str) -> dict[str, Any]:
     """A host's connection and labctl_* variables; address: where labctl reaches it (its provider says)."""
     h = topo.hosts[host]
@@ -25,8 +34,9 @@ def host_vars(topo: Topology, state: LabState, host: str, address: str) -> dict[
         "ansible_host": address,
         "ansible_user": h.user,
         "ansible_ssh_private_key_file": str(Path(h.key).expanduser()) if h.key else str(state.key),
-        # host keys are made per container at boot: keep them in the lab's own known_hosts
-        "ansible_ssh_common_args": f"-o UserKnownHostsFile={state.known_hosts} -o StrictHostKeyChecking=no",
+        # every host's key is learnt when labctl makes it (labctl.hostkeys): only the lab's known_hosts counts
+        "ansible_ssh_common_args": ssh_common_args(state),
+        "ansible_host_key_checking": True,
         "labctl_address": next(iter(h.addresses.values()), address),
         "labctl_addresses": dict(h.addresses),
         "labctl_routes": topo.routes(host),
@@ -130,7 +140,7 @@ def render_cfg(state: LabState, forks: int = 10) -> str:
 inventory = {state.inventory}
 roles_path = {ROLES_DIR}
 callback_plugins = {PLUGINS_DIR / "callback"}
-host_key_checking = False
+host_key_checking = True
 gathering = explicit
 forks = {forks}
 interpreter_python = /usr/bin/python3

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labctl import fingerprint, hostnet, inventory, inventory_vars, iptables, paths, runtime, yamlload
+from labctl import fingerprint, hostkeys, hostnet, inventory, inventory_vars, iptables, paths, runtime, yamlload
 from labctl.ansible_run import PlaybookRun, Progress, run_playbook
 from labctl.errors import Interrupted, LabError
 from labctl.names import validate_lab_name
@@ -170,11 +170,53 @@ class Lab:
         return out
 
     def runner(self) -> FabricRunner:
+        self.ensure_host_keys()
         targets = {}
         for name, host in self.topo.hosts.items():
             key = str(Path(host.key).expanduser()) if host.key else str(self.state.key)
-            targets[name] = Target(name, self.address(name), host.user, key)
+            changed = str(hostkeys.changed(self.name, name, host.provider, self.state.known_hosts))
+            targets[name] = Target(name, self.address(name), host.user, key, str(self.state.known_hosts), changed)
         return FabricRunner(targets)
+
+    def learn_host_key(self, host: str, again: bool = False) -> None:
+        """Put the host's SSH host key into the lab's known_hosts unless it is there (again: replace it).
+
+        The key comes from the host's provider, never from an SSH connection to a host labctl made (podman
+        reads the container's files, qemu made the key itself); a host no provider can ask (static) is
+        trusted on first use: ssh-keyscan, bounded, and checked on every later connection."""
+        path, address = self.state.known_hosts, self.address(host)
+        if not again and hostkeys.known(path, address):
+            return
+        read = getattr(self.provider_for(host), "host_keys", None)
+        if read is None:
+            keys = hostkeys.keyscan(address)
+        else:
+            keys = hostkeys.parse_keys(read(self.name, host), f"host {host!r} of lab {self.name!r}")
+        hostkeys.learn(path, address, keys)
+
+    def forget_host_key(self, host: str) -> bool:
+        """Drop the host's entry from the lab's known_hosts (`labctl forget-key`, a re-created host)."""
+        return hostkeys.forget(self.state.known_hosts, self.address(host))
+
+    def refuse_changed_key(self, host: str) -> None:
+        """After ssh failed to connect (exit 255): the changed-key error when the key the host serves now is not
+        the one learnt (ssh-keyscan, only to compare); nothing when it is, or when the host cannot be asked."""
+        known = hostkeys.known(self.state.known_hosts, self.address(host))
+        if not known:
+            return
+        try:
+            served = hostkeys.keyscan(self.address(host), timeout=5)
+        except LabError:
+            return
+        if not set(served) & set(known):
+            raise hostkeys.changed(self.name, host, self.topo.hosts[host].provider, self.state.known_hosts)
+
+    def ensure_host_keys(self) -> None:
+        """Learn the keys the lab's known_hosts lacks (a lab made by an older labctl, a forgotten static host's
+        key); a host that cannot be asked now stays unknown, and connecting to it is refused."""
+        for host in self.topo.hosts:
+            with contextlib.suppress(LabError):
+                self.learn_host_key(host)
 
     def write_config(self) -> None:
         runtime.ensure_control_dir(self.state)
@@ -458,6 +500,8 @@ def up(
         todo = reconcile(lab, say)
         phase("create+start")
         report.created, report.started, report.removed = todo.create, todo.start, todo.remove
+        for h in todo.create:  # made again: whatever key its address had is not its key
+            lab.forget_host_key(h)
         if fresh_key:
             report.repaired = [h for h in lab.topo.hosts if h not in todo.create]
         if report.repaired:
@@ -474,6 +518,7 @@ def up(
         say("waiting for SSH on every host")
         watch = _Liveness(lab)
         _parallel(lambda h: _wait_ready(lab, h, watch=watch), list(lab.topo.hosts))
+        _parallel(lab.learn_host_key, list(lab.topo.hosts))
         phase("ssh")
         report.timings["hosts"] = time.monotonic() - t0
         if before_converge is not None:
@@ -493,9 +538,18 @@ def up(
             report.timings["converge"] = time.monotonic() - t0
             if report.converge is not None and not report.converge.ok:
                 lab.save("failed")
+                refuse_changed_keys(lab, report.converge)
                 return report
         lab.save("up")
     return report
+
+
+def refuse_changed_keys(lab: Lab, run: PlaybookRun) -> None:
+    """Ansible (ssh or mitogen) found a host whose key is not the one learnt: that error, not its unreachable output."""
+    hosts = sorted({f.host for f in run.failures if f.host in lab.topo.hosts and hostkeys.says_mismatch(f.msg)})
+    if hosts:
+        errors = [str(hostkeys.changed(lab.name, h, lab.topo.hosts[h].provider, lab.state.known_hosts)) for h in hosts]
+        raise LabError("\n".join(errors))
 
 
 def converge_changed(

@@ -10,11 +10,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from fabric import Connection
 from invoke.exceptions import CommandTimedOut, ThreadException
-from paramiko.ssh_exception import NoValidConnectionsError, SSHException
+from paramiko.client import RejectPolicy
+from paramiko.ssh_exception import BadHostKeyException, NoValidConnectionsError, SSHException
 
 from labctl.errors import LabError
 
@@ -55,6 +57,39 @@ class Target:
     address: str
     user: str
     key: str
+    known_hosts: str = ""  # the lab's known_hosts: the only host keys accepted (none accepted when empty)
+    changed_key: str = ""  # the error to give when the host's key is not the one there (hostkeys.changed)
+
+
+def checked_connection(t: Target) -> Connection:
+    """A Fabric connection that accepts only the host key in the lab's known_hosts: paramiko's RejectPolicy,
+    no ~/.ssh/known_hosts, no AutoAdd."""
+    conn = Connection(
+        t.address,
+        user=t.user,
+        connect_timeout=10,
+        connect_kwargs={"key_filename": t.key, "look_for_keys": False, "allow_agent": False},
+    )
+    conn.client.get_host_keys().clear()
+    conn.client.set_missing_host_key_policy(RejectPolicy())
+    if t.known_hosts and Path(t.known_hosts).exists():
+        conn.client.load_host_keys(t.known_hosts)
+    return conn
+
+
+def _key_error(t: Target, exc: SSHException) -> LabError:
+    if isinstance(exc, BadHostKeyException):
+        return LabError(t.changed_key or f"host {t.host!r}: its SSH host key changed ({exc}). Fix: re-create the host.")
+    return LabError(
+        f"host {t.host!r} ({t.address}) has no SSH host key in the lab's known_hosts {t.known_hosts or '(none)'}, "
+        f"so labctl does not connect. Fix: run 'labctl up' for the lab (it learns the keys of its hosts)."
+    )
+
+
+def _is_key_problem(exc: BaseException) -> bool:
+    return isinstance(exc, BadHostKeyException) or (
+        isinstance(exc, SSHException) and "not found in known_hosts" in str(exc)
+    )
 
 
 class FabricRunner:
@@ -70,14 +105,13 @@ class FabricRunner:
             raise LabError(f"no host named {host!r} in this lab. Fix: use one of: {', '.join(self.targets)}.")
         with self._lock:
             if host not in self._conns:
-                t = self.targets[host]
-                self._conns[host] = Connection(
-                    t.address,
-                    user=t.user,
-                    connect_timeout=10,
-                    connect_kwargs={"key_filename": t.key, "look_for_keys": False, "allow_agent": False},
-                )
+                self._conns[host] = checked_connection(self.targets[host])
             return self._conns[host]
+
+    def _unreachable(self, host: str, exc: BaseException, what: str, fix: str) -> LabError:
+        if isinstance(exc, SSHException) and _is_key_problem(exc):
+            return _key_error(self.targets[host], exc)
+        return LabError(f"cannot {what} host {host!r} over SSH ({exc}). Fix: {fix}")
 
     def run(self, host: str, command: str, timeout: float = 120, stdin: str | None = None) -> Result:
         conn = self._conn(host)
@@ -92,9 +126,8 @@ class FabricRunner:
         except CommandTimedOut as exc:
             return Result(command, 124, exc.result.stdout, exc.result.stderr + f"\n(timed out after {timeout:.0f} s)")
         except (NoValidConnectionsError, SSHException, OSError, ThreadException) as exc:
-            raise LabError(
-                f"cannot reach host {host!r} over SSH ({exc}). Fix: check 'labctl status'; "
-                "a stopped host comes back with 'labctl up'."
+            raise self._unreachable(
+                host, _cause(exc), "reach", "check 'labctl status'; a stopped host comes back with 'labctl up'."
             ) from None
         return Result(command, res.exited, res.stdout, res.stderr)
 
@@ -104,9 +137,7 @@ class FabricRunner:
             conn.put(io.BytesIO(text.encode()), remote=path)
             conn.run(f"chmod {mode:o} {shlex.quote(path)}", hide=True)
         except (NoValidConnectionsError, SSHException, OSError, ThreadException) as exc:
-            raise LabError(
-                f"cannot copy {path} to host {host!r} over SSH ({exc}). Fix: check 'labctl status'."
-            ) from None
+            raise self._unreachable(host, _cause(exc), f"copy {path} to", "check 'labctl status'.") from None
 
     def fork(self) -> FabricRunner:
         """A runner to the same hosts on connections of its own (for another thread)."""
@@ -116,6 +147,15 @@ class FabricRunner:
         for conn in self._conns.values():
             conn.close()
         self._conns.clear()
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """The SSH error inside invoke's ThreadException (a put or run in a worker thread), else exc."""
+    if isinstance(exc, ThreadException):
+        for info in exc.exceptions:
+            if isinstance(info.value, SSHException):
+                return info.value
+    return exc
 
 
 def wait_for_ssh(address: str, timeout: float = 60.0, port: int = 22, alive: Callable[[], bool] = lambda: True) -> bool:

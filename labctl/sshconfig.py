@@ -1,7 +1,8 @@
 """An OpenSSH client configuration for a lab's hosts (as `vagrant ssh-config`): pure rendering.
 
 The same text is what `labctl ssh-config` prints and what exec, ssh, cp and logs hand to the system
-ssh/scp with ``-F``: one ``Host`` block per lab host, the lab's key only, its own known_hosts file."""
+ssh/scp with ``-F``: one ``Host`` block per lab host, the lab's key only, its own known_hosts file, checked
+strictly (labctl learns every host's key when it makes the host: labctl.hostkeys)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ def render(hosts: Iterable[SshHost], known_hosts: str) -> str:
             f"  IdentityFile {_quote(h.key)}",
             "  IdentitiesOnly yes",
             f"  UserKnownHostsFile {_quote(known_hosts)}",
-            "  StrictHostKeyChecking no",
+            "  StrictHostKeyChecking yes",
+            "  GlobalKnownHostsFile /dev/null",
             "  LogLevel ERROR",
         ]
         blocks.append("\n".join(lines))
@@ -63,6 +65,7 @@ def lab_config(lab: Lab) -> str:
 
 def lab_config_file(lab: Lab) -> Path:
     """Write the lab's ssh config into its state directory (for ssh/scp -F) and return its path."""
+    lab.ensure_host_keys()
     path = lab.state.dir / "ssh_config"
     write_atomic(path, lab_config(lab), 0o600)
     return path

@@ -45,6 +45,9 @@ SAVED_REPO = "localhost/labctl-saved"  # images of hosts being saved (removed on
 RESTORED_REPO = "localhost/labctl-restored"  # images hosts of a restored lab are created from
 HOSTS_ARCHIVE = "podman-hosts.tar"
 
+HOST_KEYS_CMD = "cat /etc/ssh/ssh_host_*_key.pub"
+HOST_KEYS_MAX = 16 * 1024
+
 SEPARATOR = "_"  # between the lab's name and its host's or network's: neither may contain it
 
 
@@ -268,6 +271,30 @@ class PodmanProvider:
             stdin=pubkey,
             what=f"to put the lab's SSH key into host {host!r}",
         )
+
+    def host_keys(self, lab: str, host: str) -> str:
+        """The public SSH host keys of the running container, read through podman (not over SSH): sshd's
+        ExecStartPre made them before it answered. At most HOST_KEYS_MAX bytes are read (the image may be a
+        stranger's)."""
+        argv = ["podman", "exec", container_name(lab, host), "sh", "-c", HOST_KEYS_CMD]
+        try:
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        except FileNotFoundError:
+            raise LabError("podman is not installed. Fix: apt-get install podman runc.") from None
+        assert proc.stdout is not None
+        data = proc.stdout.read(HOST_KEYS_MAX + 1)
+        proc.stdout.close()
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+        if code != 0 and len(data) <= HOST_KEYS_MAX:
+            raise LabError(
+                f"could not read the SSH host keys of host {host!r} through podman (exit {code}). "
+                "Fix: check that the host runs ('labctl status') and has /etc/ssh/ssh_host_*_key.pub."
+            )
+        return data.decode(errors="replace")
 
     def console(self, lab: str, host: str, lines: int = 15) -> str:
         """The last lines of the host's console (what systemd printed before it exited)."""

@@ -15,7 +15,12 @@ Every qemu process carries ``-fw_cfg name=opt/labctl/id,string=<lab>/<host>`` (i
 The lab's SSH key goes in at first boot, in the credential. A new key (the lab's key was lost and
 ``up`` made another) reaches a VM by a reboot with a new credential (tmpfiles rewrites
 authorized_keys at every boot). A VM whose own state (disk overlay, sockets) was lost with the lab's
-state directory cannot be repaired: ``authorize`` says it must be recreated."""
+state directory cannot be repaired: ``authorize`` says it must be recreated.
+
+The VM's SSH host key is made here at create (``ssh_host_ed25519_key`` in the VM's directory, 0600) and
+written by the credential at every boot: labctl knows it before the VM answers (``host_keys``), and a key
+changed inside the VM is put back by a restart. The credential therefore reaches qemu as a 0600 file
+(``credential.smbios``), not on its command line (readable by every user in /proc)."""
 
 from __future__ import annotations
 
@@ -39,7 +44,7 @@ from labctl.providers import qmp, register, vmimage, vmnet, vmsave
 from labctl.providers.accel import Accel, detect
 from labctl.providers.base import HostInfo, HostSpec, NetworkSpec, Say
 from labctl.providers.podman import SET_ASIDE, PodmanProvider, _checked, container_name, mac_address, network_name
-from labctl.providers.vmconfig import Nic, first_boot, kernel_cmdline, nameservers, smbios_credential
+from labctl.providers.vmconfig import Nic, first_boot, kernel_cmdline, nameservers, smbios_structure
 from labctl.state import LabState, remove_inside_root, write_atomic
 
 if TYPE_CHECKING:
@@ -55,6 +60,36 @@ BOOT_TIMEOUT = {"tcg": 420.0, "kvm": 120.0}
 STOP_TIMEOUT = 30.0
 PANIC = "Kernel panic - not syncing"
 ID_PREFIX = "name=opt/labctl/id,string="
+CREDENTIAL_FILE = "credential.smbios"  # the first-boot credential as qemu reads it (holds the private host key)
+HOST_KEY_FILE = "ssh_host_ed25519_key"  # the VM's SSH host key, made on this machine (+ .pub)
+
+
+def make_host_key(directory: Path, lab: str, host: str) -> None:
+    """Generate the VM's ed25519 host key pair into its directory (0600), once."""
+    key = directory / HOST_KEY_FILE
+    if key.exists() and key.with_suffix(".pub").exists():
+        return
+    for path in (key, key.with_suffix(".pub")):
+        path.unlink(missing_ok=True)
+    result = subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{host}", "-f", str(key)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise LabError(f"ssh-keygen could not make VM {host!r}'s host key: {result.stderr.strip()}. "
+                       "Fix: install openssh-client.")
+    os.chmod(key, 0o600)
+
+
+def host_key(directory: Path) -> tuple[str, str] | None:
+    """The VM's host key pair (private, public text) from its directory; None for a VM made by an older labctl."""
+    key = directory / HOST_KEY_FILE
+    try:
+        return key.read_text(), key.with_suffix(".pub").read_text()
+    except FileNotFoundError:
+        return None
 
 
 def vms_dir(lab: str) -> Path:
@@ -178,7 +213,7 @@ def qemu_argv(cfg: VmConfig, accel: Accel, img: vmimage.VmImage) -> list[str]:
         argv += ["-device", f"virtio-net-pci,netdev=n{i},mac={nic.mac},romfile="]
     argv += ["-chardev", "socket,id=serial0,path=console.sock,server=on,wait=off,logfile=console.log,logappend=on"]
     argv += ["-serial", "chardev:serial0", "-qmp", "unix:qmp.sock,server=on,wait=off"]
-    argv += ["-smbios", smbios_credential("tmpfiles.extra", cfg.credential)]
+    argv += ["-smbios", f"file={CREDENTIAL_FILE}"]
     argv += ["-fw_cfg", f"{ID_PREFIX}{_checked(cfg.lab)}/{cfg.host}"]
     argv += ["-device", "virtio-balloon-pci,free-page-reporting=on", "-device", "virtio-rng-pci"]
     argv += ["-pidfile", "qemu.pid", "-daemonize"]
@@ -353,7 +388,8 @@ class QemuProvider:
         )
         servers = [nics[0].gateway, *upstream][:3]
         pubkey = _read(str(LabState(spec.lab).pubkey))
-        credential = first_boot(spec.name, nics, spec.extra_hosts, pubkey, servers)
+        make_host_key(directory, spec.lab, spec.name)
+        credential = first_boot(spec.name, nics, spec.extra_hosts, pubkey, servers, host_key(directory))
         cfg = VmConfig(spec.lab, spec.name, cpus, memory, extra, str(img.dir), nics, credential)
         cfg.pubkey, cfg.servers, cfg.extra_hosts = pubkey, servers, dict(spec.extra_hosts)
         cfg.save(directory)
@@ -374,11 +410,23 @@ class QemuProvider:
         if cfg.pubkey.strip() == pubkey.strip():
             return
         cfg.pubkey = pubkey
-        cfg.credential = first_boot(host, cfg.nics, cfg.extra_hosts, pubkey, cfg.servers or [cfg.nics[0].gateway])
+        cfg.credential = first_boot(
+            host, cfg.nics, cfg.extra_hosts, pubkey, cfg.servers or [cfg.nics[0].gateway], host_key(directory)
+        )
         cfg.save(directory)
         if self._pid(lab, host):
             self.stop(lab, host)
             self.start(lab, host)
+
+    def host_keys(self, lab: str, host: str) -> str:
+        """The public host key labctl made for the VM (in its credential), without asking the VM."""
+        pair = host_key(vm_dir(lab, host))
+        if pair is None:
+            raise LabError(
+                f"VM {host!r} of lab {lab!r} was made without a host key of labctl's (an older labctl, or its "
+                f"directory was lost). Fix: re-create it: 'labctl down --name {lab}', then 'labctl up'."
+            )
+        return pair[1]
 
     def _plug(self, lab: str, host: str, nic: Nic) -> None:
         vmnet.ensure_bridge(vmnet.Bridge(nic.bridge, nic.subnet, nic.gateway), lab, nic.network)
@@ -403,6 +451,7 @@ class QemuProvider:
         accel = detect()
         cfg.accelerator = accel.name
         cfg.save(directory)
+        _write_bytes(directory / CREDENTIAL_FILE, smbios_structure("tmpfiles.extra", cfg.credential))
         log = directory / "console.log"
         offset = log.stat().st_size if log.exists() else 0
         try:
@@ -628,6 +677,15 @@ class QemuProvider:
         except (OSError, ValueError):
             return None
         return pid if _alive(pid) and _vm_id(pid) == f"{lab}/{host}" else None
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Write a 0600 file atomically (the credential: it holds the VM's private host key)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
 
 
 def _read(path: str) -> str:

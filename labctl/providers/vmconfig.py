@@ -5,14 +5,19 @@ systemd credential, ``tmpfiles.extra``, passed as an SMBIOS type 11 string
 (``io.systemd.credential.binary:``): systemd-tmpfiles writes from it, at every boot, the lab's SSH
 key, /etc/hosts, /etc/resolv.conf and one systemd-networkd unit per network, matched by MAC (the
 same address->MAC function as containers). No Python runs at boot (cloud-init's start-up costs
-seconds under TCG). Nothing secret goes in: the credential is visible in qemu's command line (the
-VM makes its own ed25519 host key at first boot)."""
+seconds under TCG). The VM's ed25519 host key is made on this machine when the VM is (labctl knows it
+before the VM ever answers: labctl.hostkeys) and goes in the credential too, so the credential is a
+secret: it reaches qemu as a file (``-smbios file=``, an SMBIOS type 11 structure, 0600 in the VM's
+directory), never on qemu's command line."""
 
 from __future__ import annotations
 
 import base64
 import ipaddress
+import struct
 from dataclasses import dataclass
+
+HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
 
 
 @dataclass(frozen=True)
@@ -92,10 +97,13 @@ def first_boot(
     extra_hosts: dict[str, str],
     authorized_key: str,
     servers: list[str],
+    host_key: tuple[str, str] | None = None,
 ) -> str:
-    """The whole tmpfiles.extra credential of a VM."""
+    """The whole tmpfiles.extra credential of a VM; host_key: (private, public) key text of its SSH host key,
+    written at every boot (a key changed inside the VM is put back by a reboot)."""
     files = {
         "/root/.ssh/authorized_keys": ("0600", authorized_key),
+        **({HOST_KEY: ("0600", host_key[0]), f"{HOST_KEY}.pub": ("0644", host_key[1])} if host_key else {}),
         "/etc/hosts": ("0644", hosts_file(host, nics, extra_hosts)),
         "/etc/resolv.conf": ("0644", resolv_file(servers)),
     }
@@ -107,6 +115,13 @@ def first_boot(
 def smbios_credential(name: str, content: str) -> str:
     """The -smbios argument that hands systemd a credential (base64: no commas, no newlines)."""
     return f"type=11,value=io.systemd.credential.binary:{name}={_b64(content)}"
+
+
+def smbios_structure(name: str, content: str) -> bytes:
+    """The same credential as an SMBIOS type 11 (OEM strings) structure, for ``-smbios file=``: a 5-byte header
+    (type 11, length 5, handle 0, one string), the string, and the double NUL that ends the string set."""
+    string = f"io.systemd.credential.binary:{name}={_b64(content)}".encode()
+    return struct.pack("<BBHB", 11, 5, 0, 1) + string + b"\0\0"
 
 
 def kernel_cmdline(host: str, extra: str = "") -> str:

@@ -36,7 +36,8 @@ def test_ssh_config_has_one_block_per_host_with_the_lab_key_and_known_hosts() ->
         "  IdentityFile /s/lab/id_ed25519",
         "  IdentitiesOnly yes",
         "  UserKnownHostsFile /s/lab/known_hosts",
-        "  StrictHostKeyChecking no",
+        "  StrictHostKeyChecking yes",
+        "  GlobalKnownHostsFile /dev/null",
         "  LogLevel ERROR",
     ]
     assert '  IdentityFile "/k y"' in blocks[1]

@@ -59,3 +59,14 @@ def test_scenario_runs_the_shared_sequence(scenario: str) -> None:
 def test_every_role_has_a_scenario() -> None:
     roles = {p.name for p in paths.ROLES_DIR.iterdir() if p.is_dir()} - {"common"}
     assert roles <= set(SCENARIOS)
+
+
+def test_molecule_checks_host_keys_as_labctl_does() -> None:
+    """The scenarios' hosts come from labctl's inventory, whose ssh args check keys against the lab's known_hosts;
+    molecule's own ssh_args come first on ssh's command line (ssh keeps an option's first value): they must not
+    turn the checks off."""
+    options = SHARED["provisioner"]["config_options"]
+    assert options["defaults"]["host_key_checking"] is True
+    ssh_args = options["ssh_connection"]["ssh_args"]
+    assert "StrictHostKeyChecking" not in ssh_args and "UserKnownHostsFile" not in ssh_args
+    assert "ControlPersist=60s" in ssh_args
