@@ -133,11 +133,15 @@ def _locked_up(target: lab.Lab) -> tuple[dict[str, Any], Path]:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    if args.trust and not args.from_archive:
+        raise LabError(
+            "up --trust only goes with --from ARCHIVE (a topology file you name is trusted already). Fix: drop --trust."
+        )
     if args.from_archive:
         if args.file or args.locked:
             raise LabError("up --from restores a saved lab as it was: -f and --locked do not go with it. Fix: drop.")
         t0 = time.monotonic()
-        target, manifest = archive.restore(Path(args.from_archive), args.name, say=ui.say)
+        target, manifest = archive.restore(Path(args.from_archive), args.name, say=ui.say, trust=args.trust)
         ui.say(f"lab {target.name}: restored {len(target.topo.hosts)} hosts of lab {manifest['lab']!r} in "
                f"{time.monotonic() - t0:.1f} s (no package source used)")
         topo = target.topo
@@ -592,6 +596,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-smoke", action="store_true", help="skip the smoke checks at the end")
     p.add_argument("--locked", action="store_true", help="install exactly the versions of LAB.lock (beside LAB.yml)")
     p.add_argument("--from", dest="from_archive", metavar="ARCHIVE", help="restore a lab saved with 'labctl save'")
+    p.add_argument(
+        "--trust",
+        action="store_true",
+        help="with --from: take the archive's topology as your own (its ansible_*/labctl_* variables and template "
+        "expressions then run on this machine with your rights); only for an archive you made",
+    )
 
     p = verb("lock", cmd_lock, "write LAB.lock (exact package versions of the running lab), or --check it")
     lab_args(p)

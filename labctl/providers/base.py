@@ -129,6 +129,16 @@ class Provider(Protocol):
         HostSpec names to create the host from it. destroy_lab removes these images with the lab."""
         ...
 
+    def check_import(self, lab: str, files: dict[str, str], src: Path) -> None:
+        """Refuse, before anything is made, what import_hosts would not take: the saved files are data (an
+        archive may come from anyone), checked in full here (LabError naming the member and the fix)."""
+        ...
+
+    def undo_import(self, lab: str, images: dict[str, str]) -> None:
+        """Remove what import_hosts made for lab (its return value), and nothing else: a failed restore
+        calls it."""
+        ...
+
     def list(self, lab: str, hosts: list[HostSpec] | None = None) -> dict[str, HostInfo]:
         """The state of the lab's hosts this provider has (hosts: those the topology gives it)."""
         ...

@@ -9,14 +9,17 @@ name that is empty or invalid (_checked)."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 import sys
+import tarfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labctl import hostlimits, hostnet, kernellog, pkgcache
-from labctl.errors import LabError
+from labctl.errors import LabError, printable
 from labctl.hostnet import Reserved
 from labctl.names import is_host_name, is_lab_name
 from labctl.providers import image, register
@@ -44,6 +47,10 @@ SET_ASIDE = Path(__file__).with_name("setaside.py")
 SAVED_REPO = "localhost/labctl-saved"  # images of hosts being saved (removed once in the archive)
 RESTORED_REPO = "localhost/labctl-restored"  # images hosts of a restored lab are created from
 HOSTS_ARCHIVE = "podman-hosts.tar"
+HOSTS_DIR_NAME = "hosts"  # the archive's directory of host files (labctl/archive.py HOSTS_DIR)
+# the only image names a saved lab's manifest may give: labctl's own, of one lab and the host
+SAVED_REF = re.compile(r"^localhost/labctl-saved/([a-z][a-z0-9-]{0,30})_([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?):latest$")
+MAX_IMAGE_MANIFEST = 1024**2
 
 HOST_KEYS_CMD = "cat /etc/ssh/ssh_host_*_key.pub"
 HOST_KEYS_MAX = 16 * 1024
@@ -394,24 +401,63 @@ class PodmanProvider:
             _podman("rmi", "--force", *refs.values(), check=False)
         return {h: f"{HOSTS_ARCHIVE}#{ref}" for h, ref in refs.items()}
 
-    def import_hosts(self, lab: str, files: dict[str, str], src: Path) -> dict[str, str]:
-        """podman load the archive once, then name each host's image after the new lab."""
-        loaded: set[str] = set()
-        out: dict[str, str] = {}
-        for host, entry in files.items():
-            file, _, ref = entry.partition("#")
-            if not ref or "/" in file or file.startswith("."):
+    def check_import(self, lab: str, files: dict[str, str], src: Path) -> None:
+        """The saved images are data: each host's entry is hosts/podman-hosts.tar#<labctl's saved name of it>,
+        the image archive is a docker-archive naming exactly those images (no other name podman load would
+        set), and no image on this machine has those names or the names the restore gives (nothing else's
+        tag is ever moved or removed)."""
+        refs = _saved_refs(files)
+        archive_file = src / HOSTS_ARCHIVE
+        found = archive_tags(archive_file)
+        if found != set(refs.values()):
+            raise LabError(
+                f"the saved lab's {HOSTS_DIR_NAME}/{HOSTS_ARCHIVE} names the image(s) {_shown(found)}, "
+                f"not the hosts' {_shown(refs.values())}. "
+                "Fix: restore only archives written by labctl save -o FILE (this one was altered)."
+            )
+        for ref in [*refs.values(), *(restored_ref(lab, h) for h in refs)]:
+            if _podman("image", "exists", ref, check=False).returncode == 0:
                 raise LabError(
-                    f"the saved lab names host {host!r}'s file as {entry!r}, not FILE#IMAGE. Fix: save the lab again."
+                    f"lab {lab!r}: the image name {ref!r} a restore needs is held by an image on this machine "
+                    "(left by an earlier save or restore?); a restore never moves another image's name. "
+                    f"Fix: if nothing needs it, 'podman rmi {ref}' (or 'labctl down --name {lab}'), then restore again."
                 )
-            if file not in loaded:
-                _podman("load", "-q", "-i", str(src / file), what=f"to load {file}")
-                loaded.add(file)
-            new = f"{RESTORED_REPO}/{_checked(lab)}{SEPARATOR}{_checked_part(host, 'host')}:latest"
-            _podman("tag", ref, new, what=f"to name the image of host {host!r}")
-            _podman("untag", ref, ref, check=False)
-            out[host] = new
-        return out
+
+    def import_hosts(self, lab: str, files: dict[str, str], src: Path) -> dict[str, str]:
+        """podman load the archive once (checked first: check_import), then name each host's image after the
+        new lab (labctl's name, never one from the archive). On failure, what it made is removed."""
+        self.check_import(lab, files, src)
+        refs = _saved_refs(files)
+        made: list[str] = []
+        try:
+            made += sorted(set(refs.values()))  # checked absent before: the load makes them
+            result = _podman("load", "-q", "-i", str((src / HOSTS_ARCHIVE).resolve()), what=f"to load {HOSTS_ARCHIVE}")
+            loaded = loaded_names(result.stdout)
+            if loaded != set(refs.values()):
+                raise LabError(
+                    f"podman load of the saved lab's {HOSTS_ARCHIVE} loaded {_shown(loaded) or 'nothing'}, "
+                    f"not {_shown(refs.values())}. Fix: restore only archives written by "
+                    "labctl save -o FILE (this one was altered)."
+                )
+            out: dict[str, str] = {}
+            for host, ref in refs.items():
+                new = restored_ref(lab, host)
+                made.append(new)
+                _podman("tag", ref, new, what=f"to name the image of host {host!r}")
+                out[host] = new
+            for ref in sorted(set(refs.values())):
+                _podman("untag", ref, ref, check=False)
+            return out
+        except BaseException:
+            if made:
+                _podman("rmi", "--force", "--", *made, check=False)
+            raise
+
+    def undo_import(self, lab: str, images: dict[str, str]) -> None:
+        """Remove the images import_hosts named for lab (labctl's own names, checked absent before it)."""
+        mine = sorted({ref for ref in images.values() if ref.startswith(f"{RESTORED_REPO}/{_checked(lab)}{SEPARATOR}")})
+        if mine:
+            _podman("rmi", "--force", "--", *mine, check=False)
 
     def remains(self, lab: str) -> list[str]:
         return []  # hosts and networks are all there is
@@ -481,6 +527,85 @@ class PodmanProvider:
             if subnets:
                 out.setdefault(owner, {})[labels.get("labctl.network", net["name"])] = subnets[0]["subnet"]
         return out
+
+
+def restored_ref(lab: str, host: str) -> str:
+    """The image a restored host is made from: named by labctl after the new lab and the host."""
+    return f"{RESTORED_REPO}/{_checked(lab)}{SEPARATOR}{_checked_part(host, 'host')}:latest"
+
+
+def _saved_refs(files: dict[str, str]) -> dict[str, str]:
+    """host -> the image name save gave it, from the manifest's FILE#IMAGE entries, each proven to be
+    hosts/podman-hosts.tar and localhost/labctl-saved/<one lab>_<that host>:latest (never an option, never
+    another image's name)."""
+    refs: dict[str, str] = {}
+    for host, entry in files.items():
+        file, _, ref = entry.partition("#")
+        found = SAVED_REF.match(ref)
+        if file != HOSTS_ARCHIVE or found is None or found.group(2) != host:
+            raise LabError(
+                printable(
+                    f"the saved lab's manifest.yml field 'hosts.{host}.file' is {entry[:200]!r}, not "
+                    f"'{HOSTS_ARCHIVE}#{SAVED_REPO}/<lab>{SEPARATOR}{host}:latest'. "
+                    "Fix: restore only archives written by labctl save -o FILE (this one was altered)."
+                )
+            )
+        refs[host] = ref
+    if len({SAVED_REF.match(r).group(1) for r in refs.values()}) > 1:  # type: ignore[union-attr]
+        raise LabError(
+            "the saved lab's manifest.yml names images of more than one lab. "
+            "Fix: restore only archives written by labctl save -o FILE (this one was altered)."
+        )
+    return refs
+
+
+def archive_tags(path: Path) -> set[str]:
+    """The names podman load would give the images of a saved docker-archive (its manifest.json's RepoTags);
+    an archive podman could read as another format (OCI: index.json, oci-layout) is refused."""
+    where = f"the saved lab's {HOSTS_DIR_NAME}/{HOSTS_ARCHIVE}"
+    fix = "Fix: restore only archives written by labctl save -o FILE (this one was altered)."
+    if not path.is_file():
+        raise LabError(f"{where} is missing. {fix}")
+    manifest: Any = None
+    try:
+        with tarfile.open(path, mode="r:") as tar:
+            for member in tar:
+                name = member.name.removeprefix("./")
+                if name in ("index.json", "oci-layout"):
+                    raise LabError(f"{where} holds {name!r}: it is no docker-archive of labctl's saved hosts. {fix}")
+                if name == "manifest.json":
+                    if not member.isreg() or member.size > MAX_IMAGE_MANIFEST:
+                        raise LabError(
+                            f"{where}: its manifest.json is not a file of at most {MAX_IMAGE_MANIFEST} bytes. {fix}"
+                        )
+                    handle = tar.extractfile(member)
+                    manifest = json.loads(handle.read()) if handle else None
+    except (OSError, tarfile.TarError, EOFError, ValueError) as exc:
+        raise LabError(printable(f"{where} cannot be read as an image archive ({exc}). {fix}")) from None
+    if not isinstance(manifest, list) or not all(isinstance(i, dict) for i in manifest):
+        raise LabError(f"{where} has no manifest.json listing images. {fix}")
+    tags: set[str] = set()
+    for item in manifest:
+        names = item.get("RepoTags")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise LabError(f"{where}: an image of its manifest.json has no RepoTags (names). {fix}")
+        tags |= set(names)
+    return tags
+
+
+def _shown(names: Iterable[str]) -> str:
+    """Names from an archive, as an error shows them: sorted, printable, bounded."""
+    return printable(", ".join(sorted(set(names))))[:400]
+
+
+def loaded_names(output: str) -> set[str]:
+    """The image names `podman load -q` says it loaded ('Loaded image: X' lines, or 'Loaded image(s): X,Y')."""
+    names: set[str] = set()
+    for line in output.splitlines():
+        head, sep, rest = line.partition(":")
+        if sep and head.strip().startswith("Loaded image"):
+            names |= {n.strip() for n in rest.split(",") if n.strip()}
+    return names
 
 
 def _restored_images(lab: str) -> list[str]:

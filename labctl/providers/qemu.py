@@ -624,15 +624,32 @@ class QemuProvider:
             out[host] = entry
         return out
 
+    def check_import(self, lab: str, files: dict[str, str], src: Path) -> None:
+        """Every saved VM complete, its disk a self-contained qcow2 (vmsave.check_saved), before any is moved."""
+        for host, entry in files.items():
+            vmsave.checked_entry(host, entry)
+            vmsave.check_saved(host, src / entry)
+
+    def undo_import(self, lab: str, images: dict[str, str]) -> None:
+        """Remove the saved disks import_hosts moved into the lab's state (vms/.images/<host>) and only those."""
+        for host in images:
+            target = vms_dir(lab) / vmsave.IMAGES / host
+            if target.exists():
+                remove_inside_root(target)
+
     def import_hosts(self, lab: str, files: dict[str, str], src: Path) -> dict[str, str]:
         """Check each saved VM (all parts there, a sound flattened qcow2) and move it into the lab's state
         (vms/.images/<host>, removed by destroy_lab); returns host -> that directory, the image a HostSpec
         names: create() makes the VM's overlay on its disk and boots its kernel."""
-        out = {}
-        for host, entry in files.items():
-            vmsave.checked_entry(host, entry)
-            img = vmsave.import_vm(host, src / entry, vms_dir(lab) / vmsave.IMAGES)
-            out[host] = str(img.dir)
+        self.check_import(lab, files, src)
+        out: dict[str, str] = {}
+        try:
+            for host, entry in files.items():
+                img = vmsave.import_vm(host, src / entry, vms_dir(lab) / vmsave.IMAGES)
+                out[host] = str(img.dir)
+        except BaseException:
+            self.undo_import(lab, out)
+            raise
         return out
 
     def list(self, lab: str, hosts: list[HostSpec] | None = None) -> dict[str, HostInfo]:

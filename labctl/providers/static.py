@@ -85,8 +85,15 @@ class StaticProvider:
             "Fix: save a lab whose hosts labctl creates (podman), or image those machines with your own tools."
         )
 
-    def import_hosts(self, lab: str, files: dict[str, str], src: Path) -> dict[str, str]:
+    def check_import(self, lab: str, files: dict[str, str], src: Path) -> None:
         raise LabError(f"lab {lab!r}: static hosts cannot be restored from an archive. Fix: use podman hosts.")
+
+    def import_hosts(self, lab: str, files: dict[str, str], src: Path) -> dict[str, str]:
+        self.check_import(lab, files, src)
+        return {}
+
+    def undo_import(self, lab: str, images: dict[str, str]) -> None:
+        return None  # nothing is ever imported
 
     def list(self, lab: str, hosts: list[HostSpec] | None = None) -> dict[str, HostInfo]:
         """Static hosts are always there: labctl does not manage their life."""

@@ -30,9 +30,9 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from labctl.errors import LabError
+from labctl.errors import LabError, printable
 from labctl.providers import qmp
 from labctl.providers.vmimage import VmImage
 
@@ -73,26 +73,121 @@ def missing_parts(directory: Path) -> list[str]:
     return [p.name for p in wanted if not p.is_file() or p.stat().st_size == 0]
 
 
+QEMU_IMG_TIMEOUT = 120  # seconds for qemu-img info/check of one saved disk
+QCOW2_MAGIC = b"QFI\xfb"
+EXT_BACKING_FORMAT, EXT_DATA_FILE, EXT_CRYPTO = 0xE2792ACA, 0x44415441, 0x0537BE77
+INCOMPAT_DATA_FILE = 1 << 2  # incompatible feature bit: the guest data lives in an external file
+MAX_HEADER_EXTENSIONS = 64
+
+
+def _header_problem(head: bytes) -> str:
+    """What in a qcow2 header refers to anything outside the file (a backing file, an external data file,
+    an encryption key), read from the bytes alone: qemu-img is never made to open such a file."""
+    if len(head) < 72 or head[:4] != QCOW2_MAGIC:
+        return "it is not a qcow2 image (a raw or other format disk is never used)"
+    version = int.from_bytes(head[4:8], "big")
+    if int.from_bytes(head[8:16], "big") or int.from_bytes(head[16:20], "big"):
+        return "it is not flattened (it names a backing file)"
+    if int.from_bytes(head[32:36], "big"):
+        return "it is encrypted (it needs a key from outside the archive)"
+    if version < 3:
+        return ""
+    if len(head) < 104:
+        return "its qcow2 header is cut short"
+    if int.from_bytes(head[72:80], "big") & INCOMPAT_DATA_FILE:
+        return "it keeps its data in an external data file, outside the archive"
+    offset = int.from_bytes(head[100:104], "big")
+    for _ in range(MAX_HEADER_EXTENSIONS):
+        if offset + 8 > len(head):
+            return ""
+        kind, length = (
+            int.from_bytes(head[offset : offset + 4], "big"),
+            int.from_bytes(head[offset + 4 : offset + 8], "big"),
+        )
+        if kind == 0:
+            return ""
+        if kind in (EXT_BACKING_FORMAT, EXT_DATA_FILE, EXT_CRYPTO):
+            return "its qcow2 header names a backing format, data file or encryption: a reference outside the archive"
+        offset += 8 + (length + 7) // 8 * 8
+    return ""
+
+
+def _info_problem(data: dict[str, Any]) -> str:
+    """What qemu-img info reports that a self-contained qcow2 must not have."""
+    if data.get("format") != "qcow2":
+        return f"its format is {str(data.get('format'))[:40]!r}, not qcow2"
+    for key in ("backing-filename", "full-backing-filename", "backing-filename-format", "backing-image"):
+        if data.get(key):
+            return f"it is not flattened (it needs {str(data[key])[:200]})"
+    specific = (data.get("format-specific") or {}).get("data") or {}
+    if specific.get("data-file") or specific.get("data-file-raw") or data.get("encrypted"):
+        return "it keeps its data in an external data file (or is encrypted), outside the archive"
+    children = [c for c in data.get("children") or [] if isinstance(c, dict) and c.get("name") != "file"]
+    if children:
+        return "it refers to other images (" + ", ".join(str(c.get("name"))[:40] for c in children) + ")"
+    return ""
+
+
+def _qemu_img(args: list[str]) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            ["qemu-img", *args], capture_output=True, text=True, check=False, timeout=QEMU_IMG_TIMEOUT
+        )
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(args, 124, "", f"qemu-img took more than {QEMU_IMG_TIMEOUT} s")
+
+
 def check_disk(host: str, disk: Path, archive: str = "the saved lab") -> None:
-    """A saved disk must be a sound qcow2 with no backing file (flattened)."""
+    """A saved disk is data: it must be a sound, self-contained qcow2 (flattened: no backing file, no
+    external data file, no encryption, nothing else it refers to). Its header is read first (so qemu-img
+    never opens a file the disk names), then qemu-img info (as JSON) and check, each in bounded time."""
 
     def damaged(why: str) -> LabError:
         return LabError(
-            f"{archive}: the disk of VM {host!r} (hosts/{entry_name(host)}/disk.qcow2) is damaged: {why}. "
-            "Fix: save the lab again with 'labctl save -o FILE' and copy the whole archive."
+            printable(
+                f"{archive}: the disk of VM {host!r} (hosts/{entry_name(host)}/disk.qcow2) is damaged: {why}. "
+                "Fix: save the lab again with 'labctl save -o FILE' and copy the whole archive (a restore uses only "
+                "a self-contained qcow2)."
+            )
         )
 
-    info = subprocess.run(
-        ["qemu-img", "info", "--output", "json", "-f", "qcow2", str(disk)], capture_output=True, text=True, check=False
-    )
+    try:
+        with disk.open("rb") as handle:
+            head = handle.read(65536)
+    except OSError as exc:
+        raise damaged(f"it cannot be read ({exc.strerror})") from None
+    problem = _header_problem(head)
+    if problem:
+        raise damaged(problem)
+    info = _qemu_img(["info", "--output", "json", str(disk)])
     if info.returncode != 0:
         raise damaged(info.stderr.strip().splitlines()[-1] if info.stderr.strip() else "qemu-img cannot read it")
-    data = json.loads(info.stdout)
-    if data.get("backing-filename"):
-        raise damaged(f"it is not flattened (it needs {data['backing-filename']})")
-    check = subprocess.run(["qemu-img", "check", "-q", "-f", "qcow2", str(disk)], capture_output=True, text=True)
+    try:
+        data = json.loads(info.stdout)
+    except ValueError:
+        raise damaged("qemu-img info gave no JSON") from None
+    problem = _info_problem(data if isinstance(data, dict) else {})
+    if problem:
+        raise damaged(problem)
+    check = _qemu_img(["check", "-q", "-f", "qcow2", str(disk)])
     if check.returncode != 0:
         raise damaged((check.stdout + check.stderr).strip().splitlines()[0] if check.stdout + check.stderr else "")
+
+
+def check_saved(host: str, saved: Path, archive: str = "the saved lab") -> None:
+    """A VM's saved directory complete and its disk self-contained (before anything is moved or made)."""
+    if not saved.is_dir():
+        raise LabError(
+            f"{archive}: VM {host!r} has no saved disk (hosts/{entry_name(host)}/ is missing). "
+            "Fix: save the lab again with 'labctl save -o FILE' and copy the whole archive."
+        )
+    missing = missing_parts(saved)
+    if missing:
+        raise LabError(
+            f"{archive}: the saved VM {host!r} (hosts/{entry_name(host)}/) lacks {', '.join(missing)}. "
+            "Fix: save the lab again with 'labctl save -o FILE' and copy the whole archive."
+        )
+    check_disk(host, saved / "disk.qcow2", archive)
 
 
 def _guest(runner: Runner, host: str, command: str, what: str, stdin: str | None = None) -> None:
@@ -153,18 +248,7 @@ def export_vm(
 
 def import_vm(host: str, saved: Path, images: Path, archive: str = "the saved lab") -> VmImage:
     """Check a VM's saved directory and move it into images/<host>; returns it as a VM image."""
-    if not saved.is_dir():
-        raise LabError(
-            f"{archive}: VM {host!r} has no saved disk (hosts/{entry_name(host)}/ is missing). "
-            "Fix: save the lab again with 'labctl save -o FILE' and copy the whole archive."
-        )
-    missing = missing_parts(saved)
-    if missing:
-        raise LabError(
-            f"{archive}: the saved VM {host!r} (hosts/{entry_name(host)}/) lacks {', '.join(missing)}. "
-            "Fix: save the lab again with 'labctl save -o FILE' and copy the whole archive."
-        )
-    check_disk(host, saved / "disk.qcow2", archive)
+    check_saved(host, saved, archive)
     images.mkdir(parents=True, exist_ok=True, mode=0o700)
     target = images / host
     shutil.move(str(saved), str(target))

@@ -176,14 +176,18 @@ def _tar(path: Path, members: dict[str, bytes]) -> Path:
         ({"manifest.yml": b"kind: labctl-saved-lab\nschema: 1\n"}, "lists no hosts"),
     ],
 )
-def test_restore_refuses_what_is_no_saved_lab(tmp_path: Path, members: dict[str, bytes], problem: str) -> None:
+def test_restore_refuses_what_is_no_saved_lab(
+    tmp_path: Path, members: dict[str, bytes], problem: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LABCTL_STATE_DIR", str(tmp_path / "state"))  # the archive is staged inside the state root
     path = _tar(tmp_path / "lab.tar", members)
     with pytest.raises(LabError) as err:
         archive.restore(path, "rp-x")
     assert problem in str(err.value) and "Fix: name an archive written by 'labctl save" in str(err.value)
 
 
-def test_restore_refuses_a_file_that_is_no_tar(tmp_path: Path) -> None:
+def test_restore_refuses_a_file_that_is_no_tar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LABCTL_STATE_DIR", str(tmp_path / "state"))
     path = tmp_path / "lab.tar"
     path.write_text("hello")
     with pytest.raises(LabError, match="cannot be opened as tar"):
