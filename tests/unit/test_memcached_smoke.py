@@ -240,7 +240,15 @@ def test_stats_delta_sums_instances() -> None:
 
 
 def test_service_status_passes_when_the_group_is_active() -> None:
-    service_status(notebook_ctx(NotebookHost()))
+    host = NotebookHost()
+    assert service_status(notebook_ctx(host)) is None
+    # it looked at every instance unit, the grouping service and what the service wants
+    assert [c for c in host.commands if c.startswith("systemctl is-active")] == [
+        "systemctl is-active memcached@11211.service",
+        "systemctl is-active memcached@11212.service",
+    ]
+    assert "service memcached status" in host.commands
+    assert "systemctl show -p Wants --value memcached.service" in host.commands
 
 
 def test_service_status_fails_on_a_dead_memcached_service() -> None:

@@ -15,6 +15,7 @@ import yaml
 from labctl import paths
 from labctl.smoke.runner import service_modules
 from tests.unit.conftest import lab_host_vars, role_fact
+from tests.unit.fact_reads import fact_reads
 
 ROLES = sorted(p.name for p in paths.ROLES_DIR.iterdir() if p.is_dir() and p.name != "common")
 GROUPS = {
@@ -41,21 +42,11 @@ DEFAULT_LAB_FORWARDS = yaml.safe_load(paths.DEFAULT_LAB.read_text())["groups"]["
 # What the interpreter on a Debian 12 host answers the swig role.
 PYTHON_PATHS = {"stdout": '{"include": "/usr/include/python3.11", "site": "/usr/lib/python3/dist-packages"}'}
 
-# The keys each role's checks (labctl/smoke/<role>.py, labctl/sdn/cli.py) read from its fact.
-READ_BY_CHECKS = {
-    "memcached": {"server", "client", "instances", "sasl", "listen_localhost"},
-    "mongodb": {"server", "state_file", "port", "app_user", "app_database", "replset_name", "limit_nofile",
-                "test_src", "test_bin"},
-    "mongrel2": {"chroot", "greeting", "echo_subpath", "servers", "handlers", "dirs", "static_files"},
-    "nat_gateway": {"outside_network", "inside_network", "outside_address", "inside_address", "snat_mode", "forwards",
-                    "filter_rules", "accounting_chain", "accounting_protocols", "sysctl_file", "rules_file",
-                    "log_prefix", "inside_subnet", "input_accept_inside", "default_route_outside",
-                    "outside_interface", "inside_interface"},
-    "sdn_controller": {"rest_port", "bridge", "hosts", "units"},
-    "swig": {"build_dir", "install_pth", "example_my_variable", "cxx_build_dir"},
-    "zeromq": {"install_dir", "bind_address", "servers", "sink_status", "echo", "pubsub", "syncpub", "pipeline",
-               "queue"},
-}  # fmt: skip
+# The keys each role's checks (labctl/smoke/*.py, labctl/sdn/*.py) read from its fact, found in their source.
+CHECK_SOURCES = sorted((paths.PACKAGE_DIR / "smoke").glob("*.py")) + sorted((paths.PACKAGE_DIR / "sdn").glob("*.py"))
+READ_BY_CHECKS = fact_reads(CHECK_SOURCES)
+# Keys no check reads today that the facts keep for their readers (the role READMEs list them).
+KEPT_FOR_READERS = {"memcached": {"server", "client"}, "mongodb": {"server"}}
 
 
 def fact(role: str, host: str, state_dir: Path | None = None, **role_vars: Any) -> dict[str, Any]:
@@ -87,7 +78,9 @@ def test_the_role_writes_its_fact(role: str) -> None:
 @pytest.mark.parametrize("role", ROLES)
 def test_the_fact_holds_what_the_checks_read(role: str) -> None:
     host = next(h for h in ADDRESSES if h in GROUPS[role])
-    assert READ_BY_CHECKS[role] <= set(fact(role, host))
+    keys = set(fact(role, host))
+    assert READ_BY_CHECKS[role] <= keys, f"checks read {sorted(READ_BY_CHECKS[role] - keys)} the {role} fact lacks"
+    assert KEPT_FOR_READERS.get(role, set()) <= keys
 
 
 def test_templated_defaults_are_resolved() -> None:
@@ -133,3 +126,68 @@ def test_no_secret_goes_into_a_fact(tmp_path: Path) -> None:
     mongo = fact("mongodb", "db", state_dir=tmp_path)
     assert mongo["secrets_dir"] == f"{tmp_path}/secrets"
     assert not (tmp_path / "secrets").exists(), "rendering the fact must not evaluate the password lookups"
+
+
+def test_every_role_with_checks_has_its_reads_found() -> None:
+    """The scan finds reads for every role (an empty set would make the test above pass vacuously)."""
+    assert all(READ_BY_CHECKS[role] for role in ROLES), {r: READ_BY_CHECKS.get(r) for r in ROLES}
+    assert {"rest_url", "units"} <= READ_BY_CHECKS["sdn_controller"]  # sdn/cli.py and smoke/sdn_controller.py
+    assert {"echo", "queue", "pipeline"} <= READ_BY_CHECKS["zeromq"]  # keys passed as _serving(ctx, "echo")
+
+
+SCANNED = """
+SERVICE = "r"
+KEY = "by_constant"
+
+
+class Box:
+    pass
+
+
+def direct(ctx, h):
+    return ctx.fact(h, SERVICE)["direct"], ctx.fact(h, "r").get("got"), ctx.fact(h, "other")["elsewhere"]
+
+
+def named(ctx, h):
+    fact = ctx.fact(h, SERVICE)
+
+    def inner():
+        return fact["closure"]
+
+    return fact[KEY], inner()
+
+
+def _dep(ctx, h):
+    dep = ctx.fact(h, SERVICE)
+    return dep
+
+
+def returned(ctx, h):
+    dep = _dep(ctx, h)
+    return dep["returned"], helper(dep), Box(fact=dep)
+
+
+def helper(d):
+    return d.get("passed")
+
+
+def stored(box):
+    return box.fact["stored"]
+
+
+def by_param(ctx, h, pattern):
+    return ctx.fact(h, SERVICE)[pattern]
+
+
+def callers(ctx, h):
+    return by_param(ctx, h, "lit1"), by_param(ctx, h, pattern="lit2"), {"x": 1}["not_a_fact"]
+"""
+
+
+def test_the_scan_follows_a_fact_through_a_module(tmp_path: Path) -> None:
+    module = tmp_path / "checks.py"
+    module.write_text(SCANNED)
+    assert fact_reads([module]) == {
+        "r": {"direct", "got", "closure", "by_constant", "returned", "passed", "stored", "lit1", "lit2"},
+        "other": {"elsewhere"},
+    }
