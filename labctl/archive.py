@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 
 import yaml
 
-from labctl import archive_checks, lockrun, paths, secretvars
+from labctl import archive_checks, lockrun, paths, secretvars, yamlload
 from labctl import lab as labmod
 from labctl.errors import LabError, printable
 from labctl.lab import Lab, Say, _quiet
@@ -307,11 +307,11 @@ def _restore_staging() -> tempfile.TemporaryDirectory[str]:
 
 
 def _load_yaml(text: str, archive: Path, member: str) -> Any:
-    """One archive member's YAML (bounded in size by the unpacker); the lead may swap in labctl's bounded loader."""
+    """One archive member's YAML, read by labctl's bounded loader (size, alias expansion, duplicate keys)."""
     try:
-        return yaml.safe_load(text)
-    except (yaml.YAMLError, RecursionError, ValueError):
-        raise _bad(archive, f"{member} is not YAML") from None
+        return yamlload.load(text, f"{archive.name}: {member}", max_bytes=max(len(text.encode()), 1))
+    except LabError as exc:
+        raise _bad(archive, f"{member} is not YAML labctl reads: {exc}") from None
 
 
 def _read_member(stage: Path, archive: Path, member: str) -> str:

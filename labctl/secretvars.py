@@ -14,9 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from labctl import inventory_vars, paths
+from labctl import inventory_vars, paths, yamlload
 from labctl.errors import LabError
 from labctl.inventory_vars import InventoryVars
 from labctl.topology import Topology
@@ -32,7 +30,7 @@ def secret_names(roles_dir: Path | None = None) -> frozenset[str]:
 def _secret_names(roles_dir: Path) -> frozenset[str]:
     names: set[str] = set()
     for spec in sorted(roles_dir.glob("*/meta/argument_specs.yml")):
-        data = yaml.safe_load(spec.read_text()) or {}
+        data = yamlload.load(spec.read_text(), str(spec)) or {}
         entries = data.get("argument_specs") if isinstance(data, dict) else None
         for entry in (entries or {}).values():
             if isinstance(entry, dict):

@@ -131,7 +131,7 @@ def test_no_secret_goes_into_a_fact(tmp_path: Path) -> None:
 def test_every_role_with_checks_has_its_reads_found() -> None:
     """The scan finds reads for every role (an empty set would make the test above pass vacuously)."""
     assert all(READ_BY_CHECKS[role] for role in ROLES), {r: READ_BY_CHECKS.get(r) for r in ROLES}
-    assert {"rest_url", "units"} <= READ_BY_CHECKS["sdn_controller"]  # sdn/cli.py and smoke/sdn_controller.py
+    assert {"rest_port", "units"} <= READ_BY_CHECKS["sdn_controller"]  # smoke/sdn_controller.py (rest_url), its Sdn
     assert {"echo", "queue", "pipeline"} <= READ_BY_CHECKS["zeromq"]  # keys passed as _serving(ctx, "echo")
 
 

@@ -25,11 +25,16 @@ from tests.unit.test_lock import sample
 from tests.unit.test_reconcile import RAW, FakeProvider
 
 HOSTS = ["a", "b", "c"]
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEsPxbnrmTMeXo3ln2uK+Yx9cbTDs3JsstwzRpyOL5Yv"
 
 
 class UpProvider(FakeProvider):
     def check_names(self, lab: str, hosts: list[str], networks: list[str]) -> None:
         return None
+
+    def host_keys(self, lab: str, host: str) -> str:
+        """The host's public key as a provider reads it (no SSH, no ssh-keyscan)."""
+        return HOST_KEY
 
 
 class FakeConverge:
