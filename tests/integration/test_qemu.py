@@ -83,6 +83,22 @@ def assert_nothing_left(lab: str, subnet: str, state: Path, bridges: list[str]) 
     assert not state.exists()
 
 
+REKEY = (
+    "rm -f /etc/ssh/ssh_host_ed25519_key*; ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key; "
+    "systemctl restart ssh"
+)
+
+
+def served_key(address: str) -> str:
+    """The ed25519 host key the SSH server at address serves (type and base64)."""
+    out = subprocess.run(["ssh-keyscan", "-T", "10", "-t", "ed25519", address], capture_output=True, text=True).stdout
+    return " ".join(out.split()[1:3])
+
+
+def qemu_cmdlines(lab: str) -> list[str]:
+    return [(Path("/proc") / str(pid) / "cmdline").read_text().replace("\0", " ") for pid in qemu_processes(lab)]
+
+
 MIXED = """\
 schema: 1
 name: it-vm
@@ -127,6 +143,14 @@ def test_mixed_lab_of_vms_and_a_container(tmp_path: Path, labenv: dict[str, str]
         assert rows["c1"]["provider"] == "podman" and "accelerator" not in rows["c1"]
         table = run("status", "-f", str(lab), env=labenv).stdout
         assert "qemu (" in table and "podman" in table
+        # each VM serves the host key labctl made on this machine and put in its first-boot credential, and
+        # the lab's known_hosts held it before the VM ever answered
+        addresses = {h: rows[h]["addresses"]["n1"] for h in ("v1", "v2", "c1")}
+        for vm in ("v1", "v2"):
+            made = " ".join((state / "vms" / vm / "ssh_host_ed25519_key.pub").read_text().split()[:2])
+            assert served_key(addresses[vm]) == made
+            assert f"{addresses[vm]} {made}" in (state / "known_hosts").read_text().splitlines()
+        assert "ssh_host_ed25519_key" not in " ".join(qemu_cmdlines("it-vm"))  # no private key in /proc
 
         # the lab's key is lost: `up` gives every host the new one (a VM by a reboot with a new credential)
         state_key = state / "id_ed25519"
@@ -139,9 +163,16 @@ def test_mixed_lab_of_vms_and_a_container(tmp_path: Path, labenv: dict[str, str]
 
         boot_id = "cat /proc/sys/kernel/random/boot_id"
         before = run("exec", "-f", str(lab), "v1", "--", "sh", "-c", boot_id, env=labenv).stdout
+        # a key changed inside the VM is refused, with the fix: a restart writes labctl's key back
+        run("exec", "-f", str(lab), "v1", "--", "sh", "-c", REKEY, env=labenv)
+        refused = run("exec", "-f", str(lab), "v1", "--", "true", env=labenv, check=False)
+        assert refused.returncode == 2 and "its SSH host key changed since labctl learnt it" in refused.stderr
+        assert "Fix: restart the VM: 'labctl restart --name it-vm v1'" in refused.stderr
         run("restart", "-f", str(lab), "v1", env=labenv)
         after = run("exec", "-f", str(lab), "v1", "--", "sh", "-c", boot_id, env=labenv).stdout
         assert before != after  # a real reboot
+        made = " ".join((state / "vms/v1/ssh_host_ed25519_key.pub").read_text().split()[:2])
+        assert served_key(addresses["v1"]) == made  # the credential wrote labctl's key back at boot
         assert run("exec", "-f", str(lab), "c1", "--", "ping", "-c1", "-W5", "v1", env=labenv).returncode == 0
 
         console = run("console", "-f", str(lab), "v1", env=labenv).stdout  # not a terminal: the log
@@ -179,7 +210,9 @@ def test_mixed_lab_of_vms_and_a_container(tmp_path: Path, labenv: dict[str, str]
         for src, dst in (("v1", "v2"), ("v2", "c1"), ("c1", "v1")):
             assert run("exec", *r, src, "--", "ping", "-c1", "-W5", dst, env=labenv, check=False).returncode == 0
         assert run("exec", *r, "v2", "--", "cat", "/root/marker", env=labenv).stdout.strip() == "kept"
-        assert run("exec", *r, "v1", "--", "cat", HOST_KEY, env=labenv).stdout not in ("", old_key)  # new host key
+        new_key = run("exec", *r, "v1", "--", "cat", HOST_KEY, env=labenv).stdout
+        assert new_key not in ("", old_key)  # a new host key, made here for the restored VM and learnt
+        assert " ".join(new_key.split()[:2]) in (state / "known_hosts").read_text()
         update = run("exec", *r, "v2", "--", "apt-get", "update", env=labenv, check=False)
         assert "127.0.0.1:9" in update.stdout + update.stderr  # the sources really were closed
         # the restored VMs boot their saved disk and kernel, kept in the lab's state (not the VM image)
