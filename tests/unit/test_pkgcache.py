@@ -124,7 +124,13 @@ def _fake_process(tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
     """A long sleep whose process name is ``name`` (a copy of sleep under that name)."""
     program = tmp_path / name
     shutil.copy("/bin/sleep", program)
-    return subprocess.Popen([str(program), "60"])
+    proc = subprocess.Popen([str(program), "60"])
+    comm = Path(f"/proc/{proc.pid}/comm")
+    for _ in range(500):  # the child runs its exec after Popen returns: wait until it has
+        if comm.read_text().strip() == name[:15]:
+            break
+        time.sleep(0.01)
+    return proc
 
 
 def test_only_the_daemon_named_in_labctls_pid_file_is_stopped(tmp_path: Path) -> None:
