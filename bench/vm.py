@@ -58,7 +58,10 @@ def qemu_rss_mb(lab: str) -> list[float]:
 
 def container_mem_mb(lab: str) -> list[float]:
     ids = subprocess.run(
-        ["podman", "ps", "-q", "--filter", f"label=labctl.lab={lab}"], capture_output=True, text=True, check=False
+        ["podman", "ps", "-q", "--filter", f"label=labctl.lab={lab}"],
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout.split()
     if not ids:
         return []

@@ -13,28 +13,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
-from labctl import (
-    archive,
-    capture,
-    completion,
-    graph,
-    hostexec,
-    hostiface,
-    hostkeys,
-    impair,
-    inventory,
-    journal,
-    lab,
-    lock,
-    lockrun,
-    sshconfig,
-    ui,
-)
+from labctl.access import hostexec, hostkeys, sshconfig
+from labctl.checks.context import context_for
+from labctl.checks.runner import run_checks
 from labctl.cli_args import lab_args
 from labctl.errors import LabError
+from labctl.lifecycle import journal, lab
+from labctl.netops import capture, hostiface, impair
 from labctl.providers import image, vmimage
-from labctl.smoke.context import context_for
-from labctl.smoke.runner import run_checks
+from labctl.provisioning import inventory
+from labctl.reproduce import archive, locked, lockfile
+from labctl.ui import completion, graph, views
 
 # Verbs that take a command for a host: labctl's own options may come anywhere before '--'.
 COMMAND_VERBS = ("exec", "ssh", "capture")
@@ -115,19 +104,19 @@ def _running(args: argparse.Namespace) -> lab.Lab:
 
 def _locked_up(target: lab.Lab) -> tuple[dict[str, Any], Path]:
     """What `up --locked` passes to lab.up: the lock's text and the availability check; and the lock's path."""
-    lock_file = lock.lock_path(target.topo.path)
-    held = lock.read(lock_file)
-    lockrun.require_hosts(target, held, lock_file)
-    if held.topology_sha256 != lock.topology_hash(lockrun.topology_raw(target)):
-        ui.say(f"note: {target.topo.path} changed since {lock_file.name} was written (its hosts are all locked)")
+    lock_file = lockfile.lock_path(target.topo.path)
+    held = lockfile.read(lock_file)
+    locked.require_hosts(target, held, lock_file)
+    if held.topology_sha256 != lockfile.topology_hash(locked.topology_raw(target)):
+        views.say(f"note: {target.topo.path} changed since {lock_file.name} was written (its hosts are all locked)")
 
     def available(running: lab.Lab) -> None:
-        ui.say("checking that every locked version is offered by the hosts' apt sources (apt-get update)")
-        missing, notes = lockrun.unavailable(running, held)
+        views.say("checking that every locked version is offered by the hosts' apt sources (apt-get update)")
+        missing, notes = locked.unavailable(running, held)
         for note in notes:
-            ui.say(f"not checked: {note}")
+            views.say(f"not checked: {note}")
         if missing:
-            raise lockrun.unavailable_error(lock_file, missing)
+            raise locked.unavailable_error(lock_file, missing)
 
     return {"lock_text": lock_file.read_text(), "before_converge": available}, lock_file
 
@@ -141,9 +130,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         if args.file or args.locked:
             raise LabError("up --from restores a saved lab as it was: -f and --locked do not go with it. Fix: drop.")
         t0 = time.monotonic()
-        target, manifest = archive.restore(Path(args.from_archive), args.name, say=ui.say, trust=args.trust)
-        ui.say(f"lab {target.name}: restored {len(target.topo.hosts)} hosts of lab {manifest['lab']!r} in "
-               f"{time.monotonic() - t0:.1f} s (no package source used)")
+        target, manifest = archive.restore(Path(args.from_archive), args.name, say=views.say, trust=args.trust)
+        views.say(
+            f"lab {target.name}: restored {len(target.topo.hosts)} hosts of lab {manifest['lab']!r} in "
+            f"{time.monotonic() - t0:.1f} s (no package source used)"
+        )
         topo = target.topo
         options: dict[str, Any] = {}
         lock_file: Path | None = None
@@ -156,104 +147,105 @@ def cmd_up(args: argparse.Namespace) -> int:
         topo = found
         target = lab.Lab(topo)
         options, lock_file = _locked_up(target) if args.locked else ({"unlock": True}, None)
-    progress = ui.ConvergeProgress()
+    progress = views.ConvergeProgress()
     counts: dict[str, int] = {}
     for host in topo.hosts.values():
         counts[host.provider] = counts.get(host.provider, 0) + 1
     on = ", ".join(f"{n} on {p}" for p, n in counts.items())
-    ui.say(f"lab {topo.name}: {len(topo.hosts)} hosts, {on} ({topo.path})")
+    views.say(f"lab {topo.name}: {len(topo.hosts)} hosts, {on} ({topo.path})")
     try:
         with progress.shown():
             report = lab.up(
                 target,
-                say=ui.say,
+                say=views.say,
                 converge=not args.no_provision,
                 progress=progress,
                 force="up --force" if args.force else "",
                 **options,
             )
     except KeyboardInterrupt:
-        ui.err.print(
+        views.err.print(
             f"[red]interrupted[/]: lab {topo.name!r} may be half-created; "
             f"'labctl down --name {topo.name}' removes all of it."
         )
         return 130
     if not report.created and not report.started and not report.removed and not report.repaired:
-        ui.say("hosts: all present and running, nothing recreated")
+        views.say("hosts: all present and running, nothing recreated")
     if report.phases:
-        ui.say("hosts phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in report.phases.items()))
+        views.say("hosts phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in report.phases.items()))
     if report.converge is not None:
-        ui.converge_summary(report.converge)
+        views.converge_summary(report.converge)
         if not report.converge.ok:
-            ui.timings(report.timings)
+            views.timings(report.timings)
             return 1
     rc = 0
     if lock_file is not None and report.converge is not None:
         t0 = time.monotonic()
-        rc = _show_check(lockrun.check(lab.Lab(topo), lock_file), topo.name, json_out=False)
+        rc = _show_check(locked.check(lab.Lab(topo), lock_file), topo.name, json_out=False)
         report.timings["lock check"] = time.monotonic() - t0
     if not args.no_smoke and not args.no_provision:
         t0 = time.monotonic()
         rc = _smoke(lab.Lab(topo), None, json_out=False) or rc
         report.timings["smoke"] = time.monotonic() - t0
-    ui.timings(report.timings)
+    views.timings(report.timings)
     return rc
 
 
-def _show_check(report: lockrun.CheckReport, name: str, json_out: bool) -> int:
+def _show_check(report: locked.CheckReport, name: str, json_out: bool) -> int:
     if json_out:
-        ui.print_json(report.to_json(name))
+        views.print_json(report.to_json(name))
     elif report.ok:
-        ui.say(f"lab {name} matches its lock {report.lock_file}", wrap=False)
+        views.say(f"lab {name} matches its lock {report.lock_file}", wrap=False)
     else:
-        ui.drift_table(name, report)
+        views.drift_table(name, report)
     return 0 if report.ok else 1
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
     running = _running(args)
     if args.check:
-        return _show_check(lockrun.check(running), running.name, args.json)
-    path, written = lockrun.write(running)
+        return _show_check(locked.check(running), running.name, args.json)
+    path, written = locked.write(running)
     if args.json:
-        ui.print_json({"lab": running.name, "lock": str(path), **written.to_dict()})
+        views.print_json({"lab": running.name, "lock": str(path), **written.to_dict()})
     else:
-        counts = ", ".join(f"{h} {len(v.debian)} deb/{sum(len(d) for d in v.python.values())} py"
-                           for h, v in written.hosts.items())
-        ui.say(f"wrote {path} ({counts})")
+        counts = ", ".join(
+            f"{h} {len(v.debian)} deb/{sum(len(d) for d in v.python.values())} py" for h, v in written.hosts.items()
+        )
+        views.say(f"wrote {path} ({counts})")
     return 0
 
 
 def cmd_save(args: argparse.Namespace) -> int:
     running = _running(args)
-    report = archive.save(running, Path(args.output), with_secrets=args.with_secrets, say=ui.say)
-    ui.say(f"saved lab {running.name} to {report.path}: {report.size / 2**20:.0f} MiB in {report.seconds:.1f} s")
+    report = archive.save(running, Path(args.output), with_secrets=args.with_secrets, say=views.say)
+    views.say(f"saved lab {running.name} to {report.path}: {report.size / 2**20:.0f} MiB in {report.seconds:.1f} s")
     if report.with_secrets:
-        ui.say(f"{report.path} holds the lab's generated secrets: it is 0600, keep it private")
+        views.say(f"{report.path} holds the lab's generated secrets: it is 0600, keep it private")
     return 0
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
     running = _running(args)
-    progress = ui.ConvergeProgress()
+    progress = views.ConvergeProgress()
     with progress.shown():
-        report = lab.up(running, say=ui.say, converge=True, progress=progress, force="provision")
+        report = lab.up(running, say=views.say, converge=True, progress=progress, force="provision")
     if report.converge is None:
         return 0
-    ui.converge_summary(report.converge)
+    views.converge_summary(report.converge)
     return 0 if report.converge.ok else 1
 
 
 def _smoke(running: lab.Lab, only: list[str] | None, json_out: bool) -> int:
     ctx = context_for(running)
     try:
-        results = run_checks(ctx, only, on_result=ui.smoke_line, user_checks=running.topo.checks)
+        results = run_checks(ctx, only, on_result=views.smoke_line, user_checks=running.topo.checks)
     finally:
         ctx.runner.close()
     if json_out:
-        ui.print_json({"lab": running.name, "checks": [asdict(r) for r in results]})
+        views.print_json({"lab": running.name, "checks": [asdict(r) for r in results]})
     else:
-        ui.smoke_table(results)
+        views.smoke_table(results)
     return 0 if all(r.ok for r in results) else 1
 
 
@@ -265,15 +257,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.all:
         labs = lab.all_lab_rows()
         if args.json:
-            ui.print_json({"labs": labs})
+            views.print_json({"labs": labs})
         else:
-            ui.labs_table(labs)
+            views.labs_table(labs)
         return 0
     topo, state = lab.resolve(args.file, args.name)
     reproduction: dict[str, Any] = {}
     if topo is None or not state.exists():
         rows = lab.status_from_labels(state.name, topo)
-        ui.say(
+        views.say(
             f"lab {state.name!r} has containers but no state (lost): 'labctl up -f LAB.yml' repairs it, "
             f"'labctl down --name {state.name}' removes it"
         )
@@ -288,17 +280,17 @@ def cmd_status(args: argparse.Namespace) -> int:
             rows[0].update(lab.host_details(running, args.host))
             rows[0]["impairments"] = _impairments(running, args.host)
         else:
-            reproduction = lockrun.status(running, lab.all_up(rows))
+            reproduction = locked.status(running, lab.all_up(rows))
     if args.json:
-        ui.print_json({"lab": state.name, "hosts": rows, **({"reproduction": reproduction} if reproduction else {})})
+        views.print_json({"lab": state.name, "hosts": rows, **({"reproduction": reproduction} if reproduction else {})})
     else:
-        ui.status_table(state.name, rows)
+        views.status_table(state.name, rows)
         if rows and rows[0].get("forwards") and args.host:
-            ui.forwards_table(args.host, rows[0]["forwards"])
+            views.forwards_table(args.host, rows[0]["forwards"])
         if rows and rows[0].get("impairments") and args.host:
-            ui.impairments_table(rows[0]["impairments"])
+            views.impairments_table(rows[0]["impairments"])
         if reproduction:
-            ui.reproduction_lines(reproduction)
+            views.reproduction_lines(reproduction)
     return 0 if lab.all_up(rows) else 1
 
 
@@ -336,7 +328,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
         if r.exit_code == hostexec.SSH_FAILED and hostkeys.says_mismatch(r.stderr):
             running.refuse_changed_key(r.host)
     if args.json:
-        ui.print_json({"lab": running.name, "command": command, "hosts": [asdict(r) for r in runs]})
+        views.print_json({"lab": running.name, "command": command, "hosts": [asdict(r) for r in runs]})
     return 0 if all(r.exit_code == 0 for r in runs) else 1
 
 
@@ -408,9 +400,11 @@ def cmd_forget_key(args: argparse.Namespace) -> int:
     running = _running(args)
     running.require_host(args.host, "forget-key")
     if running.forget_host_key(args.host):
-        ui.say(f"forgot the SSH host key of {args.host!r} (lab {running.name!r}); the next connection learns it again")
+        views.say(
+            f"forgot the SSH host key of {args.host!r} (lab {running.name!r}); the next connection learns it again"
+        )
     else:
-        ui.say(f"the lab's known_hosts holds no key of {args.host!r}: nothing to forget")
+        views.say(f"the lab's known_hosts holds no key of {args.host!r}: nothing to forget")
     return 0
 
 
@@ -462,7 +456,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
         out = open(args.write, "wb")  # noqa: SIM115 - closed below, after ssh wrote into it
     script = capture.remote_script(where.host, iface, pcap, args.count, bpf)
     argv = hostexec.ssh_argv(sshconfig.lab_config_file(running), where.host, ["sh", "-c", script], tty=False)
-    ui.say(f"capturing on {where.host} {iface}{' (' + ' '.join(bpf) + ')' if bpf else ''}; Ctrl-C stops")
+    views.say(f"capturing on {where.host} {iface}{' (' + ' '.join(bpf) + ')' if bpf else ''}; Ctrl-C stops")
     try:
         rc = capture.run(argv, out, args.seconds)
     finally:
@@ -470,7 +464,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
             out.close()
     if pcap and args.write != "-":
         packets = capture.count_packets(Path(args.write))
-        ui.say(f"{packets if packets is not None else 'no'} packets written to {args.write}")
+        views.say(f"{packets if packets is not None else 'no'} packets written to {args.write}")
     return rc
 
 
@@ -488,9 +482,9 @@ def cmd_impair(args: argparse.Namespace) -> int:
         finally:
             conn.close()
         if args.json:
-            ui.print_json({"lab": running.name, "impairments": rows})
+            views.print_json({"lab": running.name, "impairments": rows})
         else:
-            ui.impairments_table(rows)
+            views.impairments_table(rows)
         return 0
     where = hostiface.parse_target(args.host, "impair")
     wanted = None if args.clear else impair.validate(args.delay, args.jitter, args.loss, args.rate)
@@ -501,13 +495,13 @@ def cmd_impair(args: argparse.Namespace) -> int:
         iface = hostiface.resolve(running, conn, where, "impair")
         if wanted is None:
             had = impair.clear(conn, where.host, iface)
-            ui.say(f"{where.host} {iface}: {'impairment removed' if had else 'was not impaired'}")
+            views.say(f"{where.host} {iface}: {'impairment removed' if had else 'was not impaired'}")
             return 0
         record = impair.apply(conn, where.host, iface, where.part, wanted)
     finally:
         conn.close()
     how = "netem" if record["backend"] == "netem" else "tbf/NFQUEUE (this kernel has no sch_netem)"
-    ui.say(f"{where.host} {iface}: {wanted.describe()} on what it sends ({how})")
+    views.say(f"{where.host} {iface}: {wanted.describe()} on what it sends ({how})")
     return 0
 
 
@@ -528,7 +522,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def cmd_restart(args: argparse.Namespace) -> int:
     running = _running(args)
-    lab.restart(running, args.hosts or list(running.topo.hosts), say=ui.say)
+    lab.restart(running, args.hosts or list(running.topo.hosts), say=views.say)
     return 0
 
 
@@ -544,7 +538,7 @@ def cmd_inventory(args: argparse.Namespace) -> int:
     state, topo = running.state, running.topo
     if args.json:
         ssh = running.addresses()
-        ui.print_json(
+        views.print_json(
             {
                 "lab": topo.name,
                 "inventory": str(state.inventory),
@@ -564,15 +558,17 @@ def cmd_down(args: argparse.Namespace) -> int:
         topo, _ = lab.resolve(args.file, args.name)
         assert topo is not None
         name = topo.name
-    removed = lab.down(name, say=ui.say)
-    ui.say(f"lab {name} removed ({len(removed)} resources, state deleted)")
+    removed = lab.down(name, say=views.say)
+    views.say(f"lab {name} removed ({len(removed)} resources, state deleted)")
     return 0
 
 
 def cmd_image_build(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
-    tag = vmimage.build(ui.say, force=args.force).tag if args.vm else image.build(progress=ui.say, force=args.force)
-    ui.say(f"{tag} ready in {time.monotonic() - t0:.1f} s")
+    tag = (
+        vmimage.build(views.say, force=args.force).tag if args.vm else image.build(progress=views.say, force=args.force)
+    )
+    views.say(f"{tag} ready in {time.monotonic() - t0:.1f} s")
     return 0
 
 
@@ -758,10 +754,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.fn(args))
     except LabError as exc:
-        ui.error(str(exc))
+        views.error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
-        ui.err.print("[red]interrupted[/]")
+        views.err.print("[red]interrupted[/]")
         return 130
 
 

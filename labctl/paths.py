@@ -24,7 +24,7 @@ PLAYBOOKS_DIR = PROJECT_DIR / "playbooks"
 SITE_PLAYBOOK = PLAYBOOKS_DIR / "site.yml"
 DEFAULT_LAB = PROJECT_DIR / "labs" / "default.yml"
 INVENTORY_DIR = PROJECT_DIR / "inventory"  # group_vars/ and host_vars/ a user edits
-PLUGINS_DIR = PACKAGE_DIR / "ansible_plugins"
+PLUGINS_DIR = PACKAGE_DIR / "provisioning" / "plugins"
 
 
 def known_groups() -> set[str]:

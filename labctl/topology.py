@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from labctl import yamlload
+from labctl.checks.userchecks import UserCheck
+from labctl.checks.userchecks import parse as parse_checks
 from labctl.errors import LabError, printable
 from labctl.names import HOST_NAME, LAB_NAME, described, validate_lab_name
 from labctl.providers import host_settings, provider_names
-from labctl.userchecks import UserCheck
-from labctl.userchecks import parse as parse_checks
 
 SCHEMA = 1
 FIRST_HOST_OFFSET = 10  # dynamic addresses start at .10; .1 is the podman bridge
@@ -355,7 +355,7 @@ def _parse_networks(err: _Errors, data: dict[str, Any]) -> dict[str, Network]:
 def _check_subnet(err: _Errors, where: str, name: str, subnet: ipaddress.IPv4Network) -> None:
     """A lab network is a private bridge of at most a /16 (65536 addresses), in no range with a meaning of
     its own (loopback, link-local, multicast, 'this network', reserved). podman's own network (10.88.0.0/16)
-    and the host's routes are refused when the lab comes up (labctl.hostnet: they are this machine's)."""
+    and the host's routes are refused when the lab comes up (labctl.netops.hostnet: they are this machine's)."""
     if subnet.prefixlen < MIN_PREFIX:
         raise err.fail(
             where,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from labctl.remote import Runner
+    from labctl.access.remote import Runner
 
 Say = Callable[[str], None]
 

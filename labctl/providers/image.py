@@ -3,7 +3,7 @@ into podman. The tag carries a hash of the recipe, so a changed recipe builds a 
 
 What every lab host installs (the common role's ``common_packages``) is in the image already, so a
 cold converge of ``common`` finds them present. debootstrap downloads through the shared package
-cache (labctl.pkgcache) when it runs."""
+cache (labctl.reproduce.pkgcache) when it runs."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from labctl import paths, pkgcache, yamlload
+from labctl import paths, yamlload
 from labctl.errors import LabError
+from labctl.reproduce import pkgcache
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
@@ -70,7 +71,7 @@ FILES = {
         # one ed25519 key (an RSA key costs seconds of CPU per host at boot, 30 hosts at once)
         "[Service]\nExecStartPre=\n"
         "ExecStartPre=/bin/sh -c 'test -e /etc/ssh/ssh_host_ed25519_key || "
-        "/usr/bin/ssh-keygen -q -t ed25519 -N \"\" -f /etc/ssh/ssh_host_ed25519_key'\n"
+        '/usr/bin/ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key\'\n'
         "ExecStartPre=/usr/sbin/sshd -t\n"
         "ExecStartPre=/bin/sh /usr/local/sbin/labctl-first-key\n"
     ),
@@ -123,9 +124,7 @@ def image_exists(tag: str | None = None) -> bool:
 BASE_TOOLS = "debootstrap and podman are installed (apt-get install debootstrap podman runc)"
 
 
-def run_step(
-    cmd: list[str], step: str, what: str = "the base image", tools: str = BASE_TOOLS, **kwargs: object
-) -> str:
+def run_step(cmd: list[str], step: str, what: str = "the base image", tools: str = BASE_TOOLS, **kwargs: object) -> str:
     """Run one step of an image build; on failure, a LabError naming the step, the mirror, the tools the
     build needs and the tail of the step's output. Returns its stdout."""
     result = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]

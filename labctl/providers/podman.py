@@ -18,15 +18,17 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labctl import hostlimits, hostnet, kernellog, pkgcache
 from labctl.errors import LabError, printable
-from labctl.hostnet import Reserved
+from labctl.lifecycle import hostlimits, kernellog
 from labctl.names import is_host_name, is_lab_name
+from labctl.netops import hostnet
+from labctl.netops.hostnet import Reserved
 from labctl.providers import image, register
 from labctl.providers.base import HostInfo, HostSpec, NetworkSpec, Say
+from labctl.reproduce import pkgcache
 
 if TYPE_CHECKING:
-    from labctl.remote import Runner
+    from labctl.access.remote import Runner
 
 LABEL = "labctl.lab"
 # Below the host's hard limits (podman's defaults fail with EPERM without CAP_SYS_RESOURCE).
@@ -43,7 +45,7 @@ AUTHORIZE = (
 
 # What must not go into a saved image (private host keys; generated secrets unless kept) is set aside into
 # /run, a tmpfs never committed, while the host's file system is committed, then put back.
-SET_ASIDE = Path(__file__).with_name("setaside.py")
+SET_ASIDE = Path(__file__).parents[1] / "hostside" / "setaside.py"
 SAVED_REPO = "localhost/labctl-saved"  # images of hosts being saved (removed once in the archive)
 RESTORED_REPO = "localhost/labctl-restored"  # images hosts of a restored lab are created from
 HOSTS_ARCHIVE = "podman-hosts.tar"

@@ -38,17 +38,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from labctl import kernellog
 from labctl.errors import LabError
+from labctl.lifecycle import kernellog
+from labctl.lifecycle.state import LabState, remove_inside_root, write_atomic
 from labctl.providers import qmp, register, vmimage, vmnet, vmsave
 from labctl.providers.accel import Accel, detect
 from labctl.providers.base import HostInfo, HostSpec, NetworkSpec, Say
 from labctl.providers.podman import SET_ASIDE, PodmanProvider, _checked, container_name, mac_address, network_name
 from labctl.providers.vmconfig import Nic, first_boot, kernel_cmdline, nameservers, smbios_structure
-from labctl.state import LabState, remove_inside_root, write_atomic
 
 if TYPE_CHECKING:
-    from labctl.remote import Runner
+    from labctl.access.remote import Runner
 
 QEMU = "qemu-system-x86_64"
 QBOOT = Path("/usr/share/qemu/qboot.rom")  # minimal firmware for direct kernel boot: faster than SeaBIOS
@@ -78,8 +78,9 @@ def make_host_key(directory: Path, lab: str, host: str) -> None:
         check=False,
     )
     if result.returncode != 0:
-        raise LabError(f"ssh-keygen could not make VM {host!r}'s host key: {result.stderr.strip()}. "
-                       "Fix: install openssh-client.")
+        raise LabError(
+            f"ssh-keygen could not make VM {host!r}'s host key: {result.stderr.strip()}. Fix: install openssh-client."
+        )
     os.chmod(key, 0o600)
 
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from labctl import kernellog
 from labctl.errors import LabError
+from labctl.lifecycle import kernellog
 from labctl.providers import register
 from labctl.providers.base import HostInfo, HostSpec, NetworkSpec, Say
 
 if TYPE_CHECKING:
-    from labctl.remote import Runner
+    from labctl.access.remote import Runner
 
 
 @register("static")

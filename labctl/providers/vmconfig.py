@@ -6,7 +6,7 @@ systemd credential, ``tmpfiles.extra``, passed as an SMBIOS type 11 string
 key, /etc/hosts, /etc/resolv.conf and one systemd-networkd unit per network, matched by MAC (the
 same address->MAC function as containers). No Python runs at boot (cloud-init's start-up costs
 seconds under TCG). The VM's ed25519 host key is made on this machine when the VM is (labctl knows it
-before the VM ever answers: labctl.hostkeys) and goes in the credential too, so the credential is a
+before the VM ever answers: labctl.access.hostkeys) and goes in the credential too, so the credential is a
 secret: it reaches qemu as a file (``-smbios file=``, an SMBIOS type 11 structure, 0600 in the VM's
 directory), never on qemu's command line."""
 

@@ -37,7 +37,7 @@ from labctl.providers import qmp
 from labctl.providers.vmimage import VmImage
 
 if TYPE_CHECKING:
-    from labctl.remote import Runner
+    from labctl.access.remote import Runner
 
 PREFIX = "vm-"  # an archive entry: vm-<host>/
 IMAGES = ".images"  # under the lab's vms/ directory: restored disks (a host name never starts with '.')

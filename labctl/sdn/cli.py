@@ -3,7 +3,7 @@
     labctl sdn [-f LAB.yml | --name LAB] [--url URL] [--host HOST] ACTION ...
 
 The API URL is the controller host's address from the topology and the REST port its role resolved
-(labctl.smoke.sdn_controller.rest_url: never a URL the host reports), unless --url is given.
+(labctl.checks.sdn_controller.rest_url: never a URL the host reports), unless --url is given.
 Results are printed as JSON; writes print nothing (the API answers 202 without a body, as Trema's does).
 """
 
@@ -16,11 +16,11 @@ import sys
 import urllib.parse
 from typing import Any
 
+from labctl.checks.base import CheckFailed
 from labctl.cli_args import lab_args
 from labctl.errors import LabError
 from labctl.sdn.client import SdnApiError, SdnClient
 from labctl.sdn.controller.filters import REST_FIELDS
-from labctl.smoke.base import CheckFailed
 
 GROUP = "sdn_controller"
 
@@ -137,9 +137,9 @@ def api_url(args: argparse.Namespace) -> str:
     role's port): never the URL a host's fact names."""
     if args.url:
         return str(args.url)
-    from labctl import lab  # late: only needed when the URL comes from a lab
-    from labctl.smoke.context import context_for
-    from labctl.smoke.sdn_controller import rest_url
+    from labctl.checks.context import context_for
+    from labctl.checks.sdn_controller import rest_url
+    from labctl.lifecycle import lab  # late: only needed when the URL comes from a lab
 
     topo, state = lab.resolve(args.file, args.name)
     running = lab.require(topo, state)

@@ -15,7 +15,6 @@ import pytest
 LABCTL = str(Path(sys.executable).parent / "labctl")
 
 
-
 def require_tool(tool: str, packages: str) -> None:
     """Skip when a tool is missing on a developer's machine; fail under CI, where setup.sh installed it."""
     if shutil.which(tool) is not None:

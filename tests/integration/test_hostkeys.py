@@ -146,9 +146,7 @@ def static_host(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["podman", "network", "rm", STATIC_NET], capture_output=True, check=False)
 
 
-def test_a_static_host_is_trusted_on_first_use_then_a_changed_key_is_refused(
-    tmp_path: Path, static_host: Path
-) -> None:
+def test_a_static_host_is_trusted_on_first_use_then_a_changed_key_is_refused(tmp_path: Path, static_host: Path) -> None:
     env = dict(os.environ, LABCTL_STATE_DIR=str(tmp_path / "state"))
     topo = tmp_path / "static.yml"
     topo.write_text(

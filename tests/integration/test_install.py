@@ -34,7 +34,7 @@ PLAYBOOK = """---
   vars:
     memcached_server_group: cache
   roles:
-    - role: labctl.lab.memcached
+    - role: labctl.lifecycle.lab.memcached
 """
 
 

@@ -52,7 +52,16 @@ def test_labs_whose_names_used_to_collide_live_side_by_side(tmp_path: Path, labe
 def test_a_name_another_lab_holds_is_refused_before_anything_is_made(tmp_path: Path, labenv: dict[str, str]) -> None:
     squatted = "labctl-it-clash_lan"  # the name lab it-clash's network 'lan' needs, held by lab it-squat
     subprocess.run(
-        ["podman", "network", "create", "--subnet", "198.18.72.0/24", "--label", "labctl.lab=it-squat", squatted],
+        [
+            "podman",
+            "network",
+            "create",
+            "--subnet",
+            "198.18.72.0/24",
+            "--label",
+            "labctl.lab=it-squat",
+            squatted,
+        ],
         check=True,
         capture_output=True,
     )

@@ -35,7 +35,7 @@ hosts:
     vars: {{common_extra_packages: [python3-pip]}}
 """
 CLOSED = (
-    "printf 'Acquire::http::Proxy \"http://127.0.0.1:9\";\\nAcquire::https::Proxy \"http://127.0.0.1:9\";\\n'"
+    'printf \'Acquire::http::Proxy "http://127.0.0.1:9";\\nAcquire::https::Proxy "http://127.0.0.1:9";\\n\''
     " > /etc/apt/apt.conf.d/99closed && printf '[global]\\nindex-url = http://127.0.0.1:9/simple\\n' > /etc/pip.conf"
 )
 # apt lists (and apt's update stamps) two days old: a converge that refreshed lists older than an hour would fail

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from labctl import lab as labmod
 from labctl import paths, procs
+from labctl.lifecycle import lab as labmod
 from labctl.topology import load
 
 NAME = "it-reup"

@@ -15,8 +15,9 @@ import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
-from labctl import paths, pkgcache
-from labctl.smoke.base import FACTS_DIR, Context, Result
+from labctl import paths
+from labctl.checks.base import FACTS_DIR, Context, Result
+from labctl.reproduce import pkgcache
 
 Answer = Result | Callable[[str, str, str | None], Result]
 

@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 import yaml
 
-from labctl import archive, archive_checks
 from labctl.errors import LabError
 from labctl.providers import podman as podman_provider
 from labctl.providers import vmsave
+from labctl.reproduce import archive, archive_checks
 
 LABCTL = str(Path(sys.executable).parent / "labctl")
 needs_qemu_img = pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img (qemu-utils) not installed")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from labctl import capture, hostiface
 from labctl.errors import LabError
+from labctl.netops import capture, hostiface
 
 IP_ADDR = """1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever
 2: eth0@if7    inet 198.18.1.10/24 brd 198.18.1.255 scope global eth0\\       valid_lft forever

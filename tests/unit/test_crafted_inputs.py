@@ -631,10 +631,10 @@ def _subprocess(argv: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
-# LABCTL_PKGCACHE_PORT is read when labctl.pkgcache is imported (every verb imports it): a bad value used to
+# LABCTL_PKGCACHE_PORT is read when labctl.reproduce.pkgcache is imported (every verb imports it): a bad value used to
 # end every verb in a ValueError traceback. Now only what uses the cache refuses it.
 PORTS = ["abc", "0", "70000"]  # more in test_a_good_package_cache_port_is_the_port, in-process
-USES_CACHE = "from labctl import pkgcache; pkgcache.ensure()"
+USES_CACHE = "from labctl.reproduce import pkgcache; pkgcache.ensure()"
 
 
 def test_a_bad_package_cache_port_stops_only_what_uses_the_cache(scratch: Path) -> None:
@@ -662,7 +662,7 @@ def test_a_bad_package_cache_port_stops_only_what_uses_the_cache(scratch: Path) 
 
 
 def test_a_good_package_cache_port_is_the_port(monkeypatch: pytest.MonkeyPatch) -> None:
-    from labctl import pkgcache
+    from labctl.reproduce import pkgcache
 
     assert pkgcache._port_setting("3150") == (3150, "")
     assert pkgcache._port_setting(" 3150 ") == (3150, "")
@@ -727,7 +727,7 @@ def test_every_yaml_reader_uses_the_bounded_loader() -> None:
 def test_a_host_reported_prefix_lists_no_whole_subnet(ip: str, prefix: int, free: str) -> None:
     """The sdn smoke picks an unused address near an emulated host from the prefix the host reports
     (data): a /1 listed two billion addresses before; now a bounded number are tried, from the top."""
-    from labctl.smoke.sdn_controller import Sdn
+    from labctl.checks.sdn_controller import Sdn
 
     sdn = object.__new__(Sdn)
     sdn.hosts = {"h1": {"ip": ip, "prefix": prefix}, "h2": {"ip": "198.18.212.255", "prefix": 24}}
@@ -742,13 +742,14 @@ def test_a_host_reported_prefix_lists_no_whole_subnet(ip: str, prefix: int, free
 
 def test_the_inventory_reader_and_the_lock_reader_refuse_an_alias_bomb(tmp_path: Path) -> None:
     """inventory/ (group_vars, host_vars) and LAB.lock go through the bounded loader too."""
-    from labctl import inventory_vars, lock
+    from labctl.provisioning import inventory_vars
+    from labctl.reproduce import lockfile
 
     path = tmp_path / "all.yml"
     path.write_text(LAUGHS)
     with pytest.raises(LabError, match=r"all.yml: refused: the document holds more than 200000 values"):
         inventory_vars._read(path)
     with pytest.raises(LabError, match=r"the lock file is damaged \(refused: the document holds more than"):
-        lock.parse(LAUGHS, tmp_path / "lab.lock")
+        lockfile.parse(LAUGHS, tmp_path / "lab.lock")
     with pytest.raises(LabError, match=r"the lock file is damaged \(refers|an alias \(\*name\) refers"):
-        lock.parse("a: &a [*a]\n", tmp_path / "lab.lock")
+        lockfile.parse("a: &a [*a]\n", tmp_path / "lab.lock")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from labctl import hostexec, journal, lab, sshconfig
-from labctl.smoke.base import CheckResult
-from labctl.smoke.runner import logs_hints
+from labctl.access import hostexec, sshconfig
+from labctl.checks.base import CheckResult
+from labctl.checks.runner import logs_hints
+from labctl.lifecycle import journal, lab
 
 
 class _Stream(io.StringIO):
@@ -46,7 +47,13 @@ def test_ssh_config_has_one_block_per_host_with_the_lab_key_and_known_hosts() ->
 def test_ssh_argv_quotes_the_command_and_picks_the_tty_flag() -> None:
     cfg = Path("/s/ssh_config")
     assert hostexec.ssh_argv(cfg, "db", ["sh", "-c", "echo $HOME"], tty=False) == [
-        "ssh", "-F", "/s/ssh_config", "-T", "db", "--", "sh -c 'echo $HOME'"
+        "ssh",
+        "-F",
+        "/s/ssh_config",
+        "-T",
+        "db",
+        "--",
+        "sh -c 'echo $HOME'",
     ]
     assert hostexec.ssh_argv(cfg, "db", ["true"], tty=True)[3] == "-tt"
     assert hostexec.ssh_argv(cfg, "db", [], tty=None) == ["ssh", "-F", "/s/ssh_config", "db"]
@@ -83,8 +90,9 @@ def test_status_is_up_only_when_every_host_runs() -> None:
 
 
 def test_graph_of_the_default_lab_from_its_topology() -> None:
-    from labctl import graph, paths
+    from labctl import paths
     from labctl.topology import load
+    from labctl.ui import graph
 
     model = graph.topology_model(load(paths.DEFAULT_LAB, paths.known_groups()))
     mermaid = graph.to_mermaid(model)

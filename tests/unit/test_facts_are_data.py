@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from labctl.checks import sdn_controller
+from labctl.checks.base import CheckFailed, Context
 from labctl.errors import LabError
 from labctl.sdn import cli as sdn_cli
-from labctl.smoke import sdn_controller
-from labctl.smoke.base import CheckFailed, Context
 from tests.unit.conftest import FakeRunner, MakeCtx, lab_host_vars, role_fact
 
 GROUPS = {"sdn_controller": ["sdn"]}
@@ -56,8 +56,8 @@ def test_labctl_sdn_connects_where_the_topology_says(
     ctx: Context, runner: FakeRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`labctl sdn` (no --url) with a host whose fact names another URL: the client gets the lab's."""
-    from labctl import lab
-    from labctl.smoke import context
+    from labctl.checks import context
+    from labctl.lifecycle import lab
 
     runner.fact("sdn", "sdn_controller", _fact(rest_url=HOSTILE))
     monkeypatch.setattr(lab, "resolve", lambda _f, _n: ("topo", "state"))

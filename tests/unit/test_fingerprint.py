@@ -7,8 +7,8 @@ from typing import Any
 
 import yaml
 
-from labctl import fingerprint as fp
 from labctl.paths import ROLES_DIR, SITE_PLAYBOOK
+from labctl.provisioning import fingerprint as fp
 
 PLAYBOOK = """---
 - name: Base

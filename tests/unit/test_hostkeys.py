@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 from paramiko.client import RejectPolicy
 
-from labctl import hostkeys, inventory, sshconfig
-from labctl.ansible_run import Failure, PlaybookRun
+from labctl.access import hostkeys, sshconfig
+from labctl.access.remote import Target, checked_connection
 from labctl.errors import LabError
+from labctl.lifecycle.state import LabState
 from labctl.providers.vmconfig import HOST_KEY, Nic, first_boot, smbios_structure
-from labctl.remote import Target, checked_connection
-from labctl.state import LabState
+from labctl.provisioning import inventory
+from labctl.provisioning.ansible_run import Failure, PlaybookRun
 
 
 def _key(tmp_path: Path, name: str, kind: str = "ed25519") -> str:
@@ -175,7 +176,7 @@ def test_ssh_and_mitogen_messages_of_a_changed_key_are_recognised() -> None:
 def test_ansibles_unreachable_output_becomes_the_changed_key_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from labctl import lab as labmod
+    from labctl.lifecycle import lab as labmod
     from labctl.topology import parse
 
     monkeypatch.setenv("LABCTL_STATE_DIR", str(tmp_path))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import LabError
-from labctl.hostnet import check_reserved, foreign
+from labctl.netops.hostnet import check_reserved, foreign
 from labctl.topology import parse
 
 NETWORKS = [

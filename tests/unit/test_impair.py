@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
-from labctl import impair
 from labctl.errors import LabError
+from labctl.netops import impair
 
 
 def test_settings_become_one_netem_command() -> None:
@@ -49,7 +49,7 @@ def test_the_clear_script_is_valid_sh() -> None:
 
 def test_the_delayer_reads_packet_ids_from_nfnetlink_messages() -> None:
     spec = importlib.util.spec_from_file_location(
-        "netdelay", impair.Path(impair.__file__).parent / "impair_files/netdelay.py"
+        "netdelay", impair.Path(impair.__file__).parent / "../hostside/impair/netdelay.py"
     )
     assert spec is not None and spec.loader is not None
     netdelay = importlib.util.module_from_spec(spec)

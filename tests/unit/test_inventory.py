@@ -6,9 +6,9 @@ from pathlib import Path
 
 import yaml
 
-from labctl import inventory
-from labctl.lab import Lab
-from labctl.state import LabState
+from labctl.lifecycle.lab import Lab
+from labctl.lifecycle.state import LabState
+from labctl.provisioning import inventory
 from labctl.topology import parse
 
 RAW = {

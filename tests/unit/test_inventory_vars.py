@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 import yaml
 
-from labctl import inventory, inventory_vars, paths
+from labctl import paths
 from labctl.errors import LabError
-from labctl.lab import Lab
-from labctl.state import LabState
+from labctl.lifecycle.lab import Lab
+from labctl.lifecycle.state import LabState
+from labctl.provisioning import inventory, inventory_vars
 from labctl.topology import parse
 
 BIN = Path(sys.executable).parent

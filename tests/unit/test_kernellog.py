@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from labctl import kernellog
+from labctl.access.remote import Result
+from labctl.checks.base import CheckSkipped
+from labctl.lifecycle import kernellog
 from labctl.providers.podman import PodmanProvider
 from labctl.providers.static import StaticProvider
-from labctl.remote import Result
-from labctl.smoke.base import CheckSkipped
 from tests.unit.conftest import FakeRunner, MakeCtx
 
 LINE = "s3a blocked packets : IN=eth1 OUT=eth0 SRC=198.19.2.11 DST=198.19.1.11 PROTO=TCP DPT=2323 SYN"

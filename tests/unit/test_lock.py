@@ -1,5 +1,5 @@
-"""The lock format (labctl.lock): round trip, schema, damaged files, the diff; and the pieces of save/restore
-that are pure logic (the archive's manifest, the pins template, the venv finder)."""
+"""The lock format (labctl.reproduce.lockfile): round trip, schema, damaged files, the diff; and the pieces of
+save/restore that are pure logic (the archive's manifest, the pins template, the venv finder)."""
 
 from __future__ import annotations
 
@@ -12,21 +12,22 @@ import jinja2
 import pytest
 import yaml
 
-from labctl import archive, cli, lock
+from labctl import cli
 from labctl.errors import LabError
-from labctl.lockfiles import hostinfo
+from labctl.hostside import hostinfo
+from labctl.reproduce import archive, locked, lockfile
 
 ROLES = Path(__file__).resolve().parents[2] / "roles"
 
 
-def sample() -> lock.Lock:
-    return lock.Lock(
+def sample() -> lockfile.Lock:
+    return lockfile.Lock(
         lab="rp",
         topology_sha256="a" * 64,
         image={"tag": "localhost/labctl/debian:bookworm-1", "recipe_hash": "1", "id": "sha"},
         project={"version": "0.1.0", "commit": "c0ffee", "dirty": False},
         hosts={
-            "db": lock.HostLock(
+            "db": lockfile.HostLock(
                 debian={"memcached": "1.6.18-1", "bsdutils": "1:2.38.1-5+deb12u3", "tzdata": "2026b-0+deb12u1"},
                 python={"system": {"pymemcache": "3.5.2"}, "/opt/app/venv": {"requests": "2.31.0"}},
                 origins={"memcached": "deb.debian.org oldstable/main"},
@@ -41,7 +42,7 @@ def sample() -> lock.Lock:
 def test_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "rp.lock"
     path.write_text(sample().dumps())
-    back = lock.read(path)
+    back = lockfile.read(path)
     assert back.to_dict() == sample().to_dict()
     # versions that YAML would read as numbers or with a colon stay strings
     assert back.hosts["db"].debian["bsdutils"] == "1:2.38.1-5+deb12u3"
@@ -49,16 +50,16 @@ def test_round_trip(tmp_path: Path) -> None:
 
 
 def test_lock_sits_beside_the_topology() -> None:
-    assert lock.lock_path(Path("/x/labs/web.yml")) == Path("/x/labs/web.lock")
+    assert lockfile.lock_path(Path("/x/labs/web.yml")) == Path("/x/labs/web.lock")
 
 
 def test_newer_schema_is_refused_with_the_fix(tmp_path: Path) -> None:
     data = sample().to_dict()
-    data["schema"] = lock.SCHEMA + 1
+    data["schema"] = lockfile.SCHEMA + 1
     path = tmp_path / "rp.lock"
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(LabError, match=r"lock schema 2 is newer than this labctl reads \(schema 1\).*Fix: upgrade"):
-        lock.read(path)
+        lockfile.read(path)
 
 
 @pytest.mark.parametrize(
@@ -80,7 +81,7 @@ def test_damaged_lock_is_one_clear_error(tmp_path: Path, mutate, problem: str) -
     path = tmp_path / "rp.lock"
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(LabError) as err:
-        lock.read(path)
+        lockfile.read(path)
     assert problem in str(err.value)
     assert "the lock file is damaged" in str(err.value) and "Fix: " in str(err.value)
 
@@ -90,24 +91,24 @@ def test_lock_that_is_no_mapping(tmp_path: Path, text: str) -> None:
     path = tmp_path / "rp.lock"
     path.write_text(text)
     with pytest.raises(LabError, match="the lock file is damaged"):
-        lock.read(path)
+        lockfile.read(path)
 
 
 def test_missing_lock_names_the_command(tmp_path: Path) -> None:
     with pytest.raises(LabError, match=r"no lock file\. Fix: write one from the running lab: labctl lock -f"):
-        lock.read(tmp_path / "rp.lock")
+        lockfile.read(tmp_path / "rp.lock")
 
 
 def test_diff_names_host_package_locked_and_running() -> None:
     locked = sample()
     running = {
-        "db": lock.HostLock(
+        "db": lockfile.HostLock(
             debian={"memcached": "1.6.18-1", "bsdutils": "1:2.38.1-5+deb12u3", "tzdata": "2025b-0+deb12u1", "vim": "2"},
             python={"system": {"pymemcache": "3.5.2"}, "/opt/app/venv": {}},
         ),
-        "web": lock.HostLock(),
+        "web": lockfile.HostLock(),
     }
-    drift = lock.diff(locked, running, "b" * 64)
+    drift = lockfile.diff(locked, running, "b" * 64)
     lines = [d.line() for d in drift]
     assert lines == [
         "-: topology sha256: aaaaaaaaaaaa → bbbbbbbbbbbb",
@@ -116,14 +117,14 @@ def test_diff_names_host_package_locked_and_running() -> None:
         "db: python:/opt/app/venv requests: 2.31.0 → absent",
         "web: host web: absent → running",
     ]
-    assert lock.diff(locked, {"db": locked.hosts["db"]}, locked.topology_sha256) == []
-    assert [d.line() for d in lock.diff(locked, {})] == ["db: host db: locked → absent"]
+    assert lockfile.diff(locked, {"db": locked.hosts["db"]}, locked.topology_sha256) == []
+    assert [d.line() for d in lockfile.diff(locked, {})] == ["db: host db: locked → absent"]
 
 
 def test_topology_hash_ignores_the_lab_name() -> None:
     raw = {"name": "a", "hosts": [{"name": "h"}]}
-    assert lock.topology_hash(raw) == lock.topology_hash({**raw, "name": "b"})
-    assert lock.topology_hash(raw) != lock.topology_hash({**raw, "hosts": []})
+    assert lockfile.topology_hash(raw) == lockfile.topology_hash({**raw, "name": "b"})
+    assert lockfile.topology_hash(raw) != lockfile.topology_hash({**raw, "hosts": []})
 
 
 def test_pins_for_common() -> None:
@@ -132,7 +133,7 @@ def test_pins_for_common() -> None:
     assert pins["common_python_pins"] == {"pymemcache": "3.5.2", "requests": "2.31.0"}
     assert pins["common_python_env_pins"] == sample().hosts["db"].python  # per environment, for pip_sync.py
     # a distribution at two versions in two environments gets no single constraint
-    assert lock.python_pins({"system": {"six": "1"}, "/v": {"six": "2", "idna": "3"}}) == {"idna": "3"}
+    assert lockfile.python_pins({"system": {"six": "1"}, "/v": {"six": "2", "idna": "3"}}) == {"idna": "3"}
 
 
 def test_pins_template_pins_every_version_at_1001() -> None:
@@ -202,9 +203,9 @@ def test_up_from_takes_no_topology_or_lock(capsys: pytest.CaptureFixture[str]) -
 def test_a_locked_lab_gives_each_host_its_pins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """up --locked keeps the lock in the lab's state; every converge (provision too) then pins its versions,
     over any value the topology sets; an unlocked lab gets none."""
-    from labctl import inventory
-    from labctl.lab import Lab
-    from labctl.state import LabState
+    from labctl.lifecycle.lab import Lab
+    from labctl.lifecycle.state import LabState
+    from labctl.provisioning import inventory
     from labctl.topology import parse
 
     monkeypatch.setenv("LABCTL_STATE_DIR", str(tmp_path))
@@ -259,8 +260,8 @@ def _saveable_lab(
 ) -> tuple[Any, _FakeProvider, dict[str, Any]]:
     """A one-host lab "rp" on a fake provider, with a key, a secrets directory and (secret) one generated
     secret in its state: (lab, provider, raw topology)."""
-    from labctl.lab import Lab
-    from labctl.state import LabState
+    from labctl.lifecycle.lab import Lab
+    from labctl.lifecycle.state import LabState
     from labctl.topology import parse
 
     monkeypatch.setenv("LABCTL_STATE_DIR", str(tmp_path / "state"))
@@ -281,12 +282,11 @@ def _saveable_lab(
 def test_save_keeps_secrets_out_unless_asked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_secrets: bool
 ) -> None:
-    from labctl import lockrun
 
     # a lab without secrets is saved without --with-secrets
     lab, fake, raw = _saveable_lab(tmp_path, monkeypatch, secret=with_secrets)
-    monkeypatch.setattr(lockrun, "collect", lambda _lab: sample())
-    monkeypatch.setattr(lockrun, "topology_raw", lambda _lab: dict(raw))
+    monkeypatch.setattr(locked, "collect", lambda _lab: sample())
+    monkeypatch.setattr(locked, "topology_raw", lambda _lab: dict(raw))
 
     report = archive.save(lab, tmp_path / "lab.tar", with_secrets=with_secrets)
     assert fake.secrets is with_secrets
@@ -294,7 +294,7 @@ def test_save_keeps_secrets_out_unless_asked(
     with tarfile.open(report.path) as tar:
         names = tar.getnames()
         manifest = yaml.safe_load(tar.extractfile("manifest.yml").read())  # type: ignore[union-attr]
-        assert lock.parse(tar.extractfile("lab.lock").read().decode(), Path("x")).to_dict() == sample().to_dict()  # type: ignore[union-attr]
+        assert lockfile.parse(tar.extractfile("lab.lock").read().decode(), Path("x")).to_dict() == sample().to_dict()  # type: ignore[union-attr]
     assert not [n for n in names if "id_ed25519" in n]  # the lab's key never
     assert ("secrets/mongodb_admin" in names) is with_secrets
     assert manifest["secrets"] is with_secrets

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from labctl.smoke import mongodb
-from labctl.smoke.base import CheckFailed, CheckSkipped, Context
+from labctl.checks import mongodb
+from labctl.checks.base import CheckFailed, CheckSkipped, Context
 from tests.unit.conftest import FakeRunner, MakeCtx, lab_host_vars, role_fact
 
 ROOT = Path(__file__).resolve().parents[2]

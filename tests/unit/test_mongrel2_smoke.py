@@ -8,8 +8,8 @@ import shlex
 
 import pytest
 
-from labctl.smoke import mongrel2 as smoke
-from labctl.smoke.base import FACTS_DIR, CheckFailed, Context, Result
+from labctl.checks import mongrel2 as smoke
+from labctl.checks.base import FACTS_DIR, CheckFailed, Context, Result
 
 STATIC = "Hello from Mongrel2 on web.\n"
 FACT = {

@@ -18,8 +18,8 @@ import pytest
 
 from labctl import names
 from labctl.errors import LabError
+from labctl.lifecycle.state import LabState, remove_inside_root
 from labctl.providers import HostSpec, NetworkSpec, podman
-from labctl.state import LabState, remove_inside_root
 
 FAKE = '#!/bin/sh\nprintf "%s %s\\n" "$(basename "$0")" "$*" >> "$FAKE_CALLS"\n'
 LAB_FILE = (
@@ -232,7 +232,9 @@ def test_a_name_held_by_another_lab_is_refused_naming_both(monkeypatch: pytest.M
         podman.PodmanProvider().check_names("rb7", ["h1"], ["lan"])
     ours = {"Names": ["labctl-rb7_h1"], "Labels": {"labctl.lab": "rb7", "labctl.host": "h1"}}
     _fake_podman(
-        monkeypatch, [ours], [{"name": "labctl-rb7_lan", "labels": {"labctl.lab": "rb7", "labctl.network": "lan"}}]
+        monkeypatch,
+        [ours],
+        [{"name": "labctl-rb7_lan", "labels": {"labctl.lab": "rb7", "labctl.network": "lan"}}],
     )
     podman.PodmanProvider().check_names("rb7", ["h1", "h2"], ["lan"])
     old = {"Names": ["labctl-rb7-h1"], "Labels": {"labctl.lab": "rb7", "labctl.host": "h1"}}

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from labctl.smoke import nat_gateway as ng
-from labctl.smoke.base import CheckFailed, CheckSkipped, Context, Result
+from labctl.checks import nat_gateway as ng
+from labctl.checks.base import CheckFailed, CheckSkipped, Context, Result
 from tests.unit.conftest import FakeRunner, MakeCtx
 
 NAT_S = "\n".join(

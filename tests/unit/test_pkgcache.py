@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labctl import inventory, pkgcache
-from labctl.lab import Lab
-from labctl.state import LabState
+from labctl.lifecycle.lab import Lab
+from labctl.lifecycle.state import LabState
+from labctl.provisioning import inventory
+from labctl.reproduce import pkgcache
 from labctl.topology import parse
 
 

@@ -124,9 +124,7 @@ def test_an_unfinished_down_names_the_vms_taps_rules_and_disks(scratch: Path) ->
     assert any(item.startswith("the disks and sockets of VM(s) v1 in ") for item in left)
 
 
-def test_a_vm_keeps_its_key_and_takes_a_new_one_by_a_reboot(
-    scratch: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_vm_keeps_its_key_and_takes_a_new_one_by_a_reboot(scratch: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     directory = make_vm_dir("qa", "v1")
     cycles: list[str] = []
     provider = QemuProvider()
@@ -155,8 +153,8 @@ def test_a_vm_whose_state_was_lost_must_be_recreated(scratch: Path, fake_vms: di
 def test_a_down_interrupted_among_the_vms_says_what_is_left_and_a_second_down_finishes(
     scratch: Path, fake_vms: dict[str, subprocess.Popen[bytes]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from labctl import lab
     from labctl.errors import Interrupted
+    from labctl.lifecycle import lab
 
     bindir = scratch / "bin"
     (bindir / "podman").write_text('#!/bin/sh\necho "podman $*" >> ' + str(scratch / "calls.log") + '\necho "[]"\n')

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from labctl import lab as labmod
 from labctl.errors import LabError
-from labctl.lab import Lab, plan, reconcile
+from labctl.lifecycle import lab as labmod
+from labctl.lifecycle.lab import Lab, plan, reconcile
 from labctl.providers import HostInfo, HostSpec, NetworkSpec, get_provider, provider_names
 from labctl.topology import parse
 

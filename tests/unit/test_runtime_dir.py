@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from labctl import inventory, runtime
+from labctl.access import control_dir
 from labctl.errors import LabError
-from labctl.state import LabState
+from labctl.lifecycle.state import LabState
+from labctl.provisioning import inventory
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def test_as_root_the_control_path_is_under_run_labctl_not_tmp(monkeypatch: pytes
     monkeypatch.setenv("LABCTL_STATE_DIR", str(tmp_path))
     monkeypatch.delenv("LABCTL_RUNTIME_DIR", raising=False)
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    path = runtime.control_path_dir(LabState("cp"))
+    path = control_dir.control_path_dir(LabState("cp"))
     assert path.parent == Path("/run/labctl")
     assert len(path.name) == 10
     # the longest socket ssh makes there (<dir>/<40 hex>.<16 chars>) fits in sun_path
@@ -40,10 +41,10 @@ def test_as_root_the_control_path_is_under_run_labctl_not_tmp(monkeypatch: pytes
 
 def test_each_state_dir_gets_its_own_control_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("LABCTL_STATE_DIR", str(tmp_path / "a"))
-    first = runtime.control_path_dir(LabState("cp"))
+    first = control_dir.control_path_dir(LabState("cp"))
     monkeypatch.setenv("LABCTL_STATE_DIR", str(tmp_path / "b"))
-    assert runtime.control_path_dir(LabState("cp")) != first
-    assert runtime.control_path_dir(LabState("other")) != runtime.control_path_dir(LabState("cp"))
+    assert control_dir.control_path_dir(LabState("cp")) != first
+    assert control_dir.control_path_dir(LabState("other")) != control_dir.control_path_dir(LabState("cp"))
 
 
 def test_not_root_uses_the_users_runtime_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -51,27 +52,27 @@ def test_not_root_uses_the_users_runtime_dir(monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.delenv("LABCTL_RUNTIME_DIR", raising=False)
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
-    assert runtime.control_path_dir(LabState("cp")).parent == Path("/run/user/1000/labctl")
+    assert control_dir.control_path_dir(LabState("cp")).parent == Path("/run/user/1000/labctl")
 
 
 def test_the_control_dir_is_made_0700_and_removed(run_root: Path) -> None:
     state = LabState("cp")
-    path = runtime.ensure_control_dir(state)
+    path = control_dir.ensure_control_dir(state)
     assert path.parent == run_root
     assert (run_root.stat().st_mode & 0o777, path.stat().st_mode & 0o777) == (0o700, 0o700)
     (path / "socket-stand-in").write_text("")
     sibling = run_root / "abcdef0123"
     sibling.mkdir()
-    assert runtime.remove_control_dir(state)
+    assert control_dir.remove_control_dir(state)
     assert not path.exists() and sibling.exists()
-    assert not runtime.remove_control_dir(state)
+    assert not control_dir.remove_control_dir(state)
 
 
 def test_a_too_long_runtime_dir_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("LABCTL_STATE_DIR", str(tmp_path))
     monkeypatch.setenv("LABCTL_RUNTIME_DIR", "/tmp/" + "x" * 60)
     with pytest.raises(LabError, match="Fix: set LABCTL_RUNTIME_DIR to a shorter path"):
-        runtime.control_path_dir(LabState("cp"))
+        control_dir.control_path_dir(LabState("cp"))
 
 
 def test_a_planted_symlink_is_neither_used_nor_followed_on_removal(run_root: Path, tmp_path: Path) -> None:
@@ -80,16 +81,16 @@ def test_a_planted_symlink_is_neither_used_nor_followed_on_removal(run_root: Pat
     victim = tmp_path / "victim"
     victim.mkdir()
     (victim / "precious").write_text("keep")
-    runtime.control_path_dir(state).symlink_to(victim)
+    control_dir.control_path_dir(state).symlink_to(victim)
     with pytest.raises(LabError, match="is not a directory owned by this user"):
-        runtime.ensure_control_dir(state)
+        control_dir.ensure_control_dir(state)
     with pytest.raises(LabError, match="refusing to remove"):
-        runtime.remove_control_dir(state)
+        control_dir.remove_control_dir(state)
     assert (victim / "precious").read_text() == "keep"
 
 
 def test_a_root_dir_others_can_enter_is_made_private(run_root: Path) -> None:
     run_root.mkdir(mode=0o755)
     os.chmod(run_root, 0o777)
-    runtime.ensure_control_dir(LabState("cp"))
+    control_dir.ensure_control_dir(LabState("cp"))
     assert run_root.stat().st_mode & 0o777 == 0o700

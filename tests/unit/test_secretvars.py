@@ -13,14 +13,16 @@ from typing import Any
 import pytest
 import yaml
 
-from labctl import archive, lockrun, paths, secretvars
+from labctl import paths
+from labctl.checks import memcached
+from labctl.checks.base import CheckFailed
 from labctl.errors import LabError
-from labctl.inventory_vars import load
-from labctl.lab import Lab
-from labctl.providers import setaside
-from labctl.smoke import memcached
-from labctl.smoke.base import CheckFailed
-from labctl.state import LabState
+from labctl.hostside import setaside
+from labctl.lifecycle.lab import Lab
+from labctl.lifecycle.state import LabState
+from labctl.provisioning import secretvars
+from labctl.provisioning.inventory_vars import load
+from labctl.reproduce import archive, locked
 from labctl.topology import parse
 from tests.unit.conftest import FakeRunner, MakeCtx, lab_host_vars, role_fact
 from tests.unit.test_lock import _FakeProvider, sample
@@ -111,7 +113,7 @@ def _lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raw: dict[str, Any]) -
     lab = Lab(parse(raw, tmp_path / "sv.yml", paths.known_groups()), state)
     fake = _FakeProvider()
     monkeypatch.setattr(lab, "backend", lambda _name: fake)
-    monkeypatch.setattr(lockrun, "topology_raw", lambda _lab: dict(raw))
+    monkeypatch.setattr(locked, "topology_raw", lambda _lab: dict(raw))
     return lab, fake
 
 
@@ -125,7 +127,7 @@ def test_save_refuses_a_secret_the_user_wrote_before_reading_any_host(
         (tmp_path / "inventory" / "group_vars").mkdir(parents=True)
         (tmp_path / "inventory" / "group_vars" / "memcached").write_text(yaml.safe_dump(secret))
     lab, fake = _lab(tmp_path, monkeypatch, raw)
-    monkeypatch.setattr(lockrun, "collect", lambda _lab: pytest.fail("a host was read"))
+    monkeypatch.setattr(locked, "collect", lambda _lab: pytest.fail("a host was read"))
     with pytest.raises(LabError) as err:
         archive.save(lab, tmp_path / "lab.tar")
     text = str(err.value)
@@ -138,7 +140,7 @@ def test_save_refuses_a_secret_the_user_wrote_before_reading_any_host(
 
 def test_with_secrets_the_lab_is_saved_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     lab, fake = _lab(tmp_path, monkeypatch, _topology(tmp_path, vars={"memcached_sasl_password": PASSWORD}))
-    monkeypatch.setattr(lockrun, "collect", lambda _lab: sample())
+    monkeypatch.setattr(locked, "collect", lambda _lab: sample())
     report = archive.save(lab, tmp_path / "lab.tar", with_secrets=True)
     assert fake.secrets is True and report.path.stat().st_mode & 0o777 == 0o600
     with tarfile.open(report.path) as tar:
@@ -148,7 +150,7 @@ def test_with_secrets_the_lab_is_saved_private(tmp_path: Path, monkeypatch: pyte
 
 def test_a_lab_without_secrets_saves_as_before(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     lab, fake = _lab(tmp_path, monkeypatch, _topology(tmp_path, vars={"memcached_sasl_user": "u"}))
-    monkeypatch.setattr(lockrun, "collect", lambda _lab: sample())
+    monkeypatch.setattr(locked, "collect", lambda _lab: sample())
     report = archive.save(lab, tmp_path / "lab.tar")
     assert fake.secrets is False and report.path.stat().st_mode & 0o777 == 0o644
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labctl.smoke.base import CheckFailed, Context
+from labctl.checks.base import CheckFailed, Context
 from tests.unit.conftest import FakeRunner, MakeCtx
 
 

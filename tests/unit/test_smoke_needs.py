@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from labctl.smoke import base, memcached, mongodb, runner
-from labctl.smoke.base import CheckFailed, CheckSkipped, Context, Need, Result, Tool, command, resolve
+from labctl.checks import base, memcached, mongodb, runner
+from labctl.checks.base import CheckFailed, CheckSkipped, Context, Need, Result, Tool, command, resolve
 from tests.unit.conftest import FakeRunner, MakeCtx
 
 GCC = command("gcc", "build-essential")
@@ -203,12 +203,12 @@ def test_mongodb_c_program_checks_need_a_client_host_pymongo_checks_fall_back() 
 def test_the_table_shows_the_picked_host_and_the_skip_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     from rich.console import Console
 
-    from labctl import ui
+    from labctl.ui import views
 
     console = Console(record=True, width=200)
-    monkeypatch.setattr(ui, "out", console)
+    monkeypatch.setattr(views, "out", console)
     reason = "needs a client host: a host in group memcached_clients (add one)"
-    ui.smoke_table(
+    views.smoke_table(
         [
             base.CheckResult("memcached", "c", ["m1", "dev"], "passed", 0.1, extra={"needs": {"client": "dev"}}),
             base.CheckResult("memcached", "py", ["m1"], "skipped", 0.1, reason),

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from labctl.smoke import base, runner
-from labctl.smoke.base import CheckFailed, Context, Result
+from labctl.checks import base, runner
+from labctl.checks.base import CheckFailed, Context, Result
 
 
 class ForkingRunner:

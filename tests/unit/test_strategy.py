@@ -11,9 +11,9 @@ import pytest
 from ansible.config.manager import ConfigManager
 from ansible.plugins.loader import strategy_loader
 
-from labctl import ansible_run, inventory
 from labctl.errors import LabError
-from labctl.state import LabState
+from labctl.lifecycle.state import LabState
+from labctl.provisioning import ansible_run, inventory
 
 
 def test_linear_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from labctl.smoke import swig
-from labctl.smoke.base import CheckFailed, CheckSkipped, Context
+from labctl.checks import swig
+from labctl.checks.base import CheckFailed, CheckSkipped, Context
 from tests.unit.conftest import FakeRunner, MakeCtx, lab_host_vars, role_fact
 
 

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
-from labctl import lab as labmod
-from labctl.ansible_run import Failure, PlaybookRun
 from labctl.errors import LabError
-from labctl.lab import Lab, UpReport
-from labctl.state import LabState
+from labctl.lifecycle import lab as labmod
+from labctl.lifecycle.lab import Lab, UpReport
+from labctl.lifecycle.state import LabState
+from labctl.provisioning.ansible_run import Failure, PlaybookRun
 from labctl.topology import parse
 from tests.unit.test_lock import sample
 from tests.unit.test_reconcile import RAW, FakeProvider

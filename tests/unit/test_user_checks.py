@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from labctl import paths
+from labctl.checks.base import Context, Result
+from labctl.checks.runner import run_checks
 from labctl.errors import LabError
-from labctl.smoke.base import Context, Result
-from labctl.smoke.runner import run_checks
 from labctl.topology import load, parse
 from tests.unit.conftest import FakeRunner, MakeCtx
 

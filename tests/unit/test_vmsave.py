@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from labctl.access.remote import Result
 from labctl.errors import LabError
 from labctl.providers import qemu, qmp, vmsave
 from labctl.providers.base import HostSpec
 from labctl.providers.vmimage import VmImage
-from labctl.remote import Result
 
 needs_qemu_img = pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img (qemu-utils) not installed")
 

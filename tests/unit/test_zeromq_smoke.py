@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from labctl.smoke.base import CheckFailed, CheckSkipped, Context, Result
-from labctl.smoke.zeromq import (
+from labctl.checks.base import CheckFailed, CheckSkipped, Context, Result
+from labctl.checks.zeromq import (
     endpoint,
     parse_reports,
     req_rep,

@@ -1,1 +1,1 @@
-../../../labctl/smoke/files/mongodb_test.c
+../../../labctl/checks/files/mongodb_test.c

@@ -1,0 +1,167 @@
+"""Find the service modules, pick the checks that apply to a lab, run them, collect results."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from types import ModuleType
+
+from labctl.checks import base, user
+from labctl.checks.base import Check, CheckFailed, CheckResult, CheckSkipped, Context
+from labctl.checks.userchecks import UserCheck
+from labctl.errors import LabError
+from labctl.lifecycle import journal
+
+_FRAMEWORK = {"base", "context", "runner"}
+
+
+def service_modules() -> dict[str, ModuleType]:
+    """SERVICE name -> module, for every labctl/checks/<service>.py."""
+    import labctl.checks as pkg
+
+    out: dict[str, ModuleType] = {}
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name in _FRAMEWORK or info.name.startswith("_") or info.ispkg:
+            continue
+        try:
+            module = importlib.import_module(f"labctl.checks.{info.name}")
+        except Exception as exc:  # a broken check module must not hide the others
+            raise LabError(f"smoke module labctl/checks/{info.name}.py does not load: {exc!r}") from None
+        if hasattr(module, "SERVICE"):
+            out[module.SERVICE] = module
+    return out
+
+
+def run_checks(
+    ctx: Context,
+    only: list[str] | None = None,
+    on_result: Callable[[CheckResult], None] = lambda _r: None,
+    user_checks: Sequence[UserCheck] = (),
+    workers: int = 8,
+) -> list[CheckResult]:
+    """Run the checks that apply to the lab; results (and on_result calls) in registration order.
+
+    Services run concurrently, each on its own connections (when the runner can ``fork()``; a runner
+    that cannot runs everything in order), the checks of one service in their order. A service module
+    may name services it must wait for in ``AFTER`` (e.g. nat_gateway, whose port forward reaches the
+    web server that mongrel2's checks restart)."""
+    modules = service_modules()
+    for name in only or []:
+        if name not in modules:
+            raise LabError(
+                f"--only: no smoke checks for service {name!r}. Fix: use one of: {', '.join(sorted(modules))}."
+            )
+    slots: list[CheckResult | None] = []
+    todo: dict[str, list[tuple[int, base.Check, ModuleType, list[str]]]] = {}
+    for chk in base.registered():
+        module = modules.get(chk.service)
+        if module is None or (only and chk.service not in only):
+            continue
+        hosts = ctx.hosts(module.GROUP)
+        if not hosts:
+            if only:
+                why = f"no host in group {module.GROUP!r}"
+                slots.append(CheckResult(chk.service, chk.name, [], "skipped", 0.0, why))
+            continue
+        todo.setdefault(chk.service, []).append((len(slots), chk, module, hosts))
+        slots.append(None)
+    fork = getattr(ctx.runner, "fork", None)
+    done: queue.Queue[BaseException | None] = queue.Queue()
+
+    def service(name: str) -> None:
+        sctx = dataclasses.replace(ctx, runner=fork()) if fork else ctx
+        try:
+            for index, chk, module, hosts in todo[name]:
+                slots[index] = run_one(sctx, chk, hosts, getattr(module, "UNIT", None), _ignore)
+                done.put(None)
+        except BaseException as exc:  # handed to the caller's thread
+            done.put(exc)
+        finally:
+            if sctx is not ctx:
+                sctx.runner.close()
+            done.put(None)  # wakes the scheduler: this service is over
+
+    after = {name: {a for a in getattr(todo[name][0][2], "AFTER", ()) if a in todo and a != name} for name in todo}
+    emitted = 0
+    finished: set[str] = set()
+    started: dict[str, threading.Thread] = {}
+
+    def emit() -> None:
+        nonlocal emitted
+        while emitted < len(slots) and slots[emitted] is not None:
+            on_result(slots[emitted])  # type: ignore[arg-type]
+            emitted += 1
+
+    while True:
+        finished |= {n for n, t in started.items() if not t.is_alive()}
+        running = len(started) - len(finished)
+        ready = [n for n in todo if n not in started and after[n] <= finished]
+        if not ready and not running and len(started) < len(todo):  # a cycle in AFTER: break it
+            ready = [next(n for n in todo if n not in started)]
+        for name in ready[: max(0, (workers if fork else 1) - running)]:
+            started[name] = threading.Thread(target=service, args=(name,), name=f"smoke-{name}", daemon=True)
+            started[name].start()
+        emit()
+        if len(finished) == len(todo):
+            break
+        try:
+            failure = done.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if failure is not None:
+            raise failure
+    emit()
+    results = [r for r in slots if r is not None]
+    if not only or user.SERVICE in only:  # the topology's own checks, after the roles', in their order
+        for uc in user_checks:
+            results.append(run_one(ctx, user.as_check(uc), list(uc.hosts), None, on_result))
+    return results
+
+
+def _ignore(_res: CheckResult) -> None:
+    return None
+
+
+def run_one(
+    ctx: Context, chk: Check, hosts: list[str], unit: str | None, on_result: Callable[[CheckResult], None]
+) -> CheckResult:
+    """Run one check and turn what it raised into its result."""
+    t0 = time.monotonic()
+    picked: dict[str, str] = {}
+    try:
+        picked = met_needs(ctx, chk)
+        hosts = hosts + [h for h in picked.values() if h not in hosts]
+        message = chk.fn(ctx)
+        res = CheckResult(chk.service, chk.name, hosts, "passed", 0.0, message or "")
+    except CheckSkipped as exc:
+        res = CheckResult(chk.service, chk.name, hosts, "skipped", 0.0, str(exc))
+    except CheckFailed as exc:
+        res = CheckResult(chk.service, chk.name, hosts, "failed", 0.0, str(exc), exc.command, exc.output)
+    except LabError as exc:
+        res = CheckResult(chk.service, chk.name, hosts, "failed", 0.0, str(exc))
+    res.seconds = time.monotonic() - t0
+    if picked:
+        res.extra["needs"] = picked
+    if res.status == "failed":
+        res.logs = logs_hints(ctx.lab, res, unit)
+    on_result(res)
+    return res
+
+
+def met_needs(ctx: Context, chk: Check) -> dict[str, str]:
+    """The host each of the check's needs resolved to ({what: host}); CheckSkipped with the reason
+    when one has none."""
+    return {need.what: ctx.pick(need) for need in chk.needs}
+
+
+def logs_hints(lab: str, res: CheckResult, unit: str | None) -> list[str]:
+    """The `labctl logs` commands to read after a failed check: the hosts its message names
+    (``host: ...``), else every host it ran on; with the service's unit when it has one."""
+    named = [h for h in res.hosts if f"{h}:" in res.message]
+    lab_args = "" if lab == "default" else f"--name {lab}"
+    return [journal.logs_hint(h, unit, lab_args) for h in (named or res.hosts)[:3]]

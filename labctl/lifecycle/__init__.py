@@ -1,0 +1,1 @@
+"""A lab's life: the Lab model, up/down/status, its state on disk."""

@@ -1,0 +1,1 @@
+"""Network operations on lab hosts: capture, impairments, iptables, host routes and interfaces."""

@@ -1,0 +1,1 @@
+"""Ansible: the inventory, the playbook run, role fingerprints, secret variables."""

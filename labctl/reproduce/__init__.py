@@ -1,0 +1,1 @@
+"""Reproducing a lab: lock files (LAB.lock), saved archives, the package cache."""

@@ -1,0 +1,1 @@
+"""What labctl shows: tables, the topology graph, shell completion."""
