@@ -20,7 +20,8 @@ from labctl.cli_args import lab_args
 from labctl.errors import LabError
 from labctl.lifecycle import journal, lab
 from labctl.netops import capture, hostiface, impair
-from labctl.providers import image, vmimage
+from labctl.providers import image
+from labctl.providers.qemu import vmimage
 from labctl.provisioning import inventory
 from labctl.reproduce import archive, locked, lockfile
 from labctl.ui import completion, graph, views

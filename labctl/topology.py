@@ -19,7 +19,8 @@ from labctl.checks.userchecks import UserCheck
 from labctl.checks.userchecks import parse as parse_checks
 from labctl.errors import LabError, printable
 from labctl.names import HOST_NAME, LAB_NAME, described, validate_lab_name
-from labctl.providers import host_settings, provider_names
+from labctl.providers import base as provider_base
+from labctl.providers import provider_class, provider_names
 
 SCHEMA = 1
 FIRST_HOST_OFFSET = 10  # dynamic addresses start at .10; .1 is the podman bridge
@@ -29,7 +30,6 @@ _NAME = LAB_NAME  # network names follow the lab name rule
 _GROUP = re.compile(r"^[a-z_][a-z0-9_]*$")
 _VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
-_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 # Names Ansible gives a meaning of its own: a host called so would not be this lab's host.
 RESERVED_HOSTS = ("all", "ungrouped", "localhost")
 RESERVED_GROUPS = ("all", "ungrouped")
@@ -151,11 +151,7 @@ class _Errors:
 
 
 def _mapping(err: _Errors, value: Any, where: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise err.fail(where, f"expected a mapping, got {type(value).__name__}", "write it as key: value pairs")
-    return value
+    return provider_base.mapping(value, where, err.fail)
 
 
 def _list(err: _Errors, value: Any, where: str) -> list[Any]:
@@ -194,13 +190,7 @@ def _bound(err: _Errors, where: str, items: list[Any], limit: int, what: str) ->
 
 
 def _check_keys(err: _Errors, data: dict[str, Any], where: str, allowed: set[str]) -> None:
-    for key in data:
-        if key not in allowed:
-            raise err.fail(
-                f"{where}.{key}" if where else key,
-                "unknown field",
-                f"remove it or use one of: {', '.join(sorted(allowed))}",
-            )
+    provider_base.check_keys(data, where, allowed, err.fail)
 
 
 def _read_text(path: Path) -> str:
@@ -347,7 +337,7 @@ def _parse_networks(err: _Errors, data: dict[str, Any]) -> dict[str, Network]:
                     "pick a disjoint subnet",
                 )
         networks[nname] = Network(nname, subnet)
-    if not networks and data.get("provider", "podman") != "static":
+    if not networks and provider_class(data.get("provider", "podman")).needs_networks:
         raise err.fail("networks", "no networks defined", "add at least one network with a name and a subnet")
     return networks
 
@@ -371,6 +361,9 @@ def _check_subnet(err: _Errors, where: str, name: str, subnet: ipaddress.IPv4Net
             )
 
 
+COMMON_HOST_KEYS = frozenset({"name", "groups", "networks", "addresses", "vars", "provider"})
+
+
 def _parse_hosts(
     err: _Errors, data: dict[str, Any], networks: dict[str, Network], allowed_groups: set[str], provider: str
 ) -> dict[str, Host]:
@@ -379,29 +372,12 @@ def _parse_hosts(
     if not items:
         raise err.fail("hosts", "no hosts defined", "add at least one host with a name")
     _bound(err, "hosts", items, MAX_HOSTS, "hosts")
+    host_keys = set(COMMON_HOST_KEYS).union(*(provider_class(p).host_settings for p in provider_names()))
     for i, item in enumerate(items):
         where = f"hosts[{i}]"
         item = _mapping(err, item, where)
-        _check_keys(
-            err,
-            item,
-            where,
-            {"name", "groups", "networks", "addresses", "vars", "address", "user", "key", "provider", "vm"},
-        )
-        hname = item.get("name")
-        if not isinstance(hname, str) or not _HOSTNAME.fullmatch(hname):
-            raise err.fail(
-                f"{where}.name",
-                f"{described(hname)} is not a valid host name",
-                "use lower-case letters, digits and '-' (not at either end), at most 63 characters",
-            )
-        if hname in RESERVED_HOSTS or hname in allowed_groups:
-            what = "a name Ansible reserves" if hname in RESERVED_HOSTS else f"also the name of group {hname!r}"
-            raise err.fail(
-                f"{where}.name",
-                f"host name {hname!r} is {what}: Ansible would not tell the host from it",
-                f"rename the host (e.g. {hname}1)",
-            )
+        _check_keys(err, item, where, host_keys)
+        hname = _host_name(err, item.get("name"), where, allowed_groups)
         where = f"hosts.{hname}"
         host_provider = _provider(err, item.get("provider", provider), f"{where}.provider")
         if hname in hosts:
@@ -414,102 +390,93 @@ def _parse_hosts(
                     f"unknown group {g!r}",
                     f"use a group that has a role ({', '.join(sorted(allowed_groups))}) or declare it under 'groups:'",
                 )
-        nets = _strings(err, item.get("networks"), f"{where}.networks", "network")
-        for n in nets:
-            if n not in networks:
-                raise err.fail(
-                    f"{where}.networks",
-                    f"unknown network {n!r}",
-                    f"use one of the networks defined under 'networks:' ({', '.join(networks) or 'none yet'})",
-                )
-        if len(set(nets)) != len(nets):
-            raise err.fail(f"{where}.networks", "a network is listed twice", "list each network once")
-        if host_provider != "static" and not nets:
-            raise err.fail(f"{where}.networks", "the host is on no network", "list at least one network")
-        addresses: dict[str, str] = {}
-        for net, addr in _mapping(err, item.get("addresses"), f"{where}.addresses").items():
-            if net not in nets:
-                raise err.fail(
-                    f"{where}.addresses.{net}", f"the host is not on network {net!r}", "add it to the host's networks"
-                )
-            try:
-                ip = ipaddress.IPv4Address(str(addr))
-            except ValueError:
-                raise err.fail(
-                    f"{where}.addresses.{net}", f"{addr!r} is not an IPv4 address", "write it like 198.18.1.5"
-                ) from None
-            subnet = networks[net].subnet
-            if ip not in subnet or ip in (subnet.network_address, subnet.broadcast_address, subnet.network_address + 1):
-                raise err.fail(
-                    f"{where}.addresses.{net}",
-                    f"{ip} is not a usable address in {net}'s subnet {subnet}",
-                    f"pick an address from {subnet.network_address + 2} to {subnet.broadcast_address - 1}",
-                )
-            addresses[net] = str(ip)
-        static_addr, user, key = _static_fields(err, item, where, host_provider)
+        nets = _host_networks(err, item, where, networks, host_provider)
+        addresses = _host_addresses(err, item, where, networks, nets)
+        options = _host_options(err, item, where, host_provider)
         hosts[hname] = Host(
             name=hname,
             groups=groups,
             networks=nets,
             addresses=addresses,
             vars=_vars(err, item.get("vars"), f"{where}.vars"),
-            address=static_addr,
-            user=user,
-            key=key,
             provider=host_provider,
-            vm=_parse_vm(err, item, where, host_provider),
+            **options,
         )
     return hosts
 
 
-def _parse_vm(err: _Errors, item: dict[str, Any], where: str, provider: str) -> dict[str, Any]:
-    """`vm: {cpus, memory, kernel_args}`, for hosts whose provider runs VMs."""
-    if "vm" not in item:
-        return {}
-    where = f"{where}.vm"
-    if "vm" not in host_settings(provider):
+def _host_name(err: _Errors, hname: Any, where: str, allowed_groups: set[str]) -> str:
+    if not isinstance(hname, str) or not _HOSTNAME.fullmatch(hname):
         raise err.fail(
-            where,
-            f"provider {provider!r} runs no virtual machines",
-            "remove 'vm:' or give the host 'provider: qemu'",
+            f"{where}.name",
+            f"{described(hname)} is not a valid host name",
+            "use lower-case letters, digits and '-' (not at either end), at most 63 characters",
         )
-    vm = _mapping(err, item["vm"], where)
-    _check_keys(err, vm, where, {"cpus", "memory", "kernel_args"})
-    cpus, memory = vm.get("cpus", 1), vm.get("memory", 512)
-    if not isinstance(cpus, int) or isinstance(cpus, bool) or not 1 <= cpus <= 64:
-        raise err.fail(f"{where}.cpus", f"{cpus!r} is not a number of vCPUs", "give a whole number from 1 to 64")
-    if not isinstance(memory, int) or isinstance(memory, bool) or not 256 <= memory <= 1048576:
-        raise err.fail(f"{where}.memory", f"{memory!r} is not a memory size", "give MiB as a whole number, >= 256")
-    if not isinstance(vm.get("kernel_args", ""), str):
-        raise err.fail(f"{where}.kernel_args", "expected a string", "write extra kernel arguments as one string")
-    return dict(vm)
+    if hname in RESERVED_HOSTS or hname in allowed_groups:
+        what = "a name Ansible reserves" if hname in RESERVED_HOSTS else f"also the name of group {hname!r}"
+        raise err.fail(
+            f"{where}.name",
+            f"host name {hname!r} is {what}: Ansible would not tell the host from it",
+            f"rename the host (e.g. {hname}1)",
+        )
+    return hname
 
 
-def _static_fields(err: _Errors, item: dict[str, Any], where: str, provider: str) -> tuple[str | None, str, str | None]:
-    """address, user and key: how labctl reaches an existing (static) host; hosts labctl creates have none."""
-    if provider != "static":
-        for fld in ("address", "user", "key"):
-            if fld in item:
-                raise err.fail(
-                    f"{where}.{fld}",
-                    f"'{fld}' is only for existing hosts (provider: static)",
-                    "remove it: labctl gives the hosts it creates their addresses, user root and the lab's key",
-                )
-        return None, "root", None
-    address = item.get("address")
-    if not isinstance(address, str) or not address.strip() or address.startswith("-") or " " in address:
-        raise err.fail(
-            f"{where}.address",
-            f"a static host needs an address, got {address!r}",
-            "give the host's reachable address or DNS name",
-        )
-    user = item.get("user", "root")
-    if not isinstance(user, str) or not _USER.fullmatch(user):
-        raise err.fail(f"{where}.user", f"{user!r} is not a user name", "give the login user, e.g. root")
-    key = item.get("key")
-    if key is not None and (not isinstance(key, str) or not key.strip()):
-        raise err.fail(f"{where}.key", f"{key!r} is not a path", "give the SSH private key's path, or leave it out")
-    return address, user, key
+def _host_networks(
+    err: _Errors, item: dict[str, Any], where: str, networks: dict[str, Network], host_provider: str
+) -> list[str]:
+    nets = _strings(err, item.get("networks"), f"{where}.networks", "network")
+    for n in nets:
+        if n not in networks:
+            raise err.fail(
+                f"{where}.networks",
+                f"unknown network {n!r}",
+                f"use one of the networks defined under 'networks:' ({', '.join(networks) or 'none yet'})",
+            )
+    if len(set(nets)) != len(nets):
+        raise err.fail(f"{where}.networks", "a network is listed twice", "list each network once")
+    if provider_class(host_provider).needs_networks and not nets:
+        raise err.fail(f"{where}.networks", "the host is on no network", "list at least one network")
+    return nets
+
+
+def _host_addresses(
+    err: _Errors, item: dict[str, Any], where: str, networks: dict[str, Network], nets: list[str]
+) -> dict[str, str]:
+    addresses: dict[str, str] = {}
+    for net, addr in _mapping(err, item.get("addresses"), f"{where}.addresses").items():
+        if net not in nets:
+            raise err.fail(
+                f"{where}.addresses.{net}", f"the host is not on network {net!r}", "add it to the host's networks"
+            )
+        try:
+            ip = ipaddress.IPv4Address(str(addr))
+        except ValueError:
+            raise err.fail(
+                f"{where}.addresses.{net}", f"{addr!r} is not an IPv4 address", "write it like 198.18.1.5"
+            ) from None
+        subnet = networks[net].subnet
+        if ip not in subnet or ip in (subnet.network_address, subnet.broadcast_address, subnet.network_address + 1):
+            raise err.fail(
+                f"{where}.addresses.{net}",
+                f"{ip} is not a usable address in {net}'s subnet {subnet}",
+                f"pick an address from {subnet.network_address + 2} to {subnet.broadcast_address - 1}",
+            )
+        addresses[net] = str(ip)
+    return addresses
+
+
+def _host_options(err: _Errors, item: dict[str, Any], where: str, host_provider: str) -> dict[str, Any]:
+    """The host's provider-specific options (static: address, user, key; qemu: vm), as Host fields: each
+    provider validates its own (Provider.parse_host_options); an option of another provider is refused with
+    that provider's words (Provider.refuse_host_options)."""
+    own = provider_class(host_provider)
+    options = own.parse_host_options(item, where, err.fail)
+    for name in provider_names():
+        other = provider_class(name)
+        if not other.host_settings <= own.host_settings:
+            other.refuse_host_options(item, host_provider, where, err.fail)
+    return options
 
 
 def _parse_routes(err: _Errors, data: dict[str, Any], networks: dict[str, Network], hosts: dict[str, Host]) -> None:

@@ -5,7 +5,7 @@ machine's ring buffer (``/dev/kmsg``, what ``dmesg`` shows), and only while the 
 ``net.netfilter.nf_log_all_netns`` is 1 (else the kernel logs nothing for other network namespaces).
 Hosts with a kernel of their own (VMs, static machines) keep it: ``journalctl -k`` (or ``dmesg``) on
 the host itself. A provider says which with its class attribute ``kernel_log`` (:data:`MACHINE` or
-:data:`OWN`, the default when it says nothing), so a new provider needs nothing here.
+:data:`OWN`, the default of labctl.providers.Provider), so a new provider needs nothing here.
 """
 
 from __future__ import annotations
@@ -16,8 +16,12 @@ import re
 import shlex
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labctl.access.remote import Result
+
+if TYPE_CHECKING:
+    from labctl.providers.base import Provider
 
 MACHINE = "machine"  # the host's kernel is this machine's: read /dev/kmsg here
 OWN = "own"  # the host has its own kernel: read its log on the host
@@ -30,9 +34,9 @@ class KernelLogUnavailable(Exception):
     """The kernel log cannot be read (the reason says why and how to fix it)."""
 
 
-def source(provider: object) -> str:
+def source(provider: Provider) -> str:
     """Where the kernel log of a provider's hosts is: MACHINE or OWN."""
-    return str(getattr(provider, "kernel_log", OWN))
+    return str(provider.kernel_log)
 
 
 def kmsg_messages(text: str) -> list[str]:
@@ -118,7 +122,7 @@ def host_lines(result: Result, needle: str) -> list[str]:
     return [line for line in result.stdout.splitlines() if needle in line]
 
 
-def lines(provider: object, host: str, needle: str, run: Callable[[str, str], Result]) -> list[str]:
+def lines(provider: Provider, host: str, needle: str, run: Callable[[str, str], Result]) -> list[str]:
     """Lines containing needle in the kernel log of host, read where its provider says it lands."""
     if source(provider) == MACHINE:
         return machine_lines(needle)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import ipaddress
 import json
 import subprocess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labctl.errors import LabError
-from labctl.topology import Topology
+
+if TYPE_CHECKING:  # the type only: the topology imports the providers, which import this module
+    from labctl.topology import Topology
 
 Reserved = tuple[str, str]  # (what, subnet)
 

@@ -1,37 +1,44 @@
-"""Providers: one module per backend behind the interface in base.py, found through a registry.
+"""Providers: one package or module per backend, each a subclass of base.Provider, found through a registry.
 
 A backend registers itself by name (``@register("podman")``), as containerlab's runtimes do; topology
-validation reads ``provider_names()``, and the lab asks ``get_provider(name)`` for an instance. Nothing
-outside this package knows what a host runs on."""
+validation reads ``provider_names()`` and ``provider_class(name)`` (each provider validates its own host
+options), and the lab asks ``get_provider(name)`` for an instance. Nothing outside this package knows what
+a host runs on. The backends are imported on first use of the registry (so importing this package, e.g.
+from the topology, imports no backend)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from labctl.errors import LabError
-from labctl.providers.base import HostInfo, HostSpec, NetworkSpec, Provider
+from labctl.providers.base import UP_STATES, HostInfo, HostSpec, HostState, NetworkSpec, Provider
 
 __all__ = [
+    "UP_STATES",
     "HostInfo",
     "HostSpec",
+    "HostState",
     "NetworkSpec",
     "Provider",
     "get_provider",
     "host_settings",
+    "provider_class",
     "provider_names",
     "register",
     "teardown_order",
 ]
 
-_REGISTRY: dict[str, Callable[[], Provider]] = {}
+_REGISTRY: dict[str, type[Provider]] = {}
 
 
-def register(name: str) -> Callable[[type], type]:
-    """Class decorator: make a provider available under `name`."""
+def register(name: str) -> Callable[[type[Provider]], type[Provider]]:
+    """Class decorator: make a provider (a subclass of Provider) available under `name`."""
 
-    def add(cls: type) -> type:
+    def add(cls: type[Provider]) -> type[Provider]:
         if name in _REGISTRY:
             raise ValueError(f"provider {name!r} registered twice")
+        if not issubclass(cls, Provider):
+            raise TypeError(f"provider {name!r}: {cls.__name__} is no subclass of labctl.providers.Provider")
         _REGISTRY[name] = cls
         return cls
 
@@ -43,26 +50,35 @@ def provider_names() -> tuple[str, ...]:
     return tuple(sorted(_REGISTRY))
 
 
-def host_settings(name: str) -> frozenset[str]:
-    """Per-host topology keys a provider reads besides the common ones (e.g. qemu: ``vm``)."""
+def provider_class(name: str) -> type[Provider]:
+    """The class registered as name (its class attributes are the provider's capabilities)."""
     _load()
-    return frozenset(getattr(_REGISTRY.get(name), "host_settings", frozenset()))
+    if name not in _REGISTRY:
+        raise LabError(f"unknown provider {name!r}. Fix: use one of: {', '.join(sorted(_REGISTRY))}.")
+    return _REGISTRY[name]
+
+
+def host_settings(name: str) -> frozenset[str]:
+    """Per-host topology keys a provider reads besides the common ones (e.g. qemu: ``vm``); none for an
+    unknown name."""
+    _load()
+    cls = _REGISTRY.get(name)
+    return cls.host_settings if cls is not None else frozenset()
 
 
 def teardown_order() -> tuple[str, ...]:
     """Provider names in the order `down` asks them: hosts that plug into another provider's
     networks (VM taps on podman bridges) go first, so the owner of the network tears it down last."""
     _load()
-    return tuple(sorted(_REGISTRY, key=lambda n: (getattr(_REGISTRY[n], "teardown_rank", 0), n)))
+    return tuple(sorted(_REGISTRY, key=lambda n: (_REGISTRY[n].teardown_rank, n)))
 
 
 def get_provider(name: str) -> Provider:
-    _load()
-    if name not in _REGISTRY:
-        raise LabError(f"unknown provider {name!r}. Fix: use one of: {', '.join(sorted(_REGISTRY))}.")
-    return _REGISTRY[name]()
+    return provider_class(name)()
 
 
 def _load() -> None:
     """Import the backends (each registers itself on import)."""
-    from labctl.providers import podman, qemu, static  # noqa: F401
+    from labctl.providers import static  # noqa: F401
+    from labctl.providers.podman import provider as _podman  # noqa: F401
+    from labctl.providers.qemu import provider as _qemu  # noqa: F401

@@ -99,7 +99,7 @@ def save(lab: Lab, out: Path, with_secrets: bool = False, say: Say = _quiet) -> 
         try:
             for name, specs in lab.providers().items():
                 backend = lab.backend(name)
-                kind = str(getattr(backend, "host_kind", "container"))
+                kind = backend.host_kind
                 say(f"saving {len(specs)} {kind}(s) of provider {name}")
                 hosts = [s.name for s in specs]
                 began = time.monotonic()

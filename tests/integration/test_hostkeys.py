@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from labctl.providers import image
-from labctl.providers.podman import ULIMITS
+from labctl.providers.podman.provider import ULIMITS
 
 from .conftest import lab_containers, lab_networks, run
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labctl.providers.podman import ULIMITS
+from labctl.providers.podman.provider import ULIMITS
 from labctl.reproduce import pkgcache
 
 from .conftest import podman_json, run

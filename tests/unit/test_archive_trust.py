@@ -25,8 +25,8 @@ import pytest
 import yaml
 
 from labctl.errors import LabError
-from labctl.providers import podman as podman_provider
-from labctl.providers import vmsave
+from labctl.providers.podman import provider as podman_provider
+from labctl.providers.qemu import vmsave
 from labctl.reproduce import archive, archive_checks
 
 LABCTL = str(Path(sys.executable).parent / "labctl")

@@ -18,7 +18,7 @@ from labctl.access import hostkeys, sshconfig
 from labctl.access.remote import Target, checked_connection
 from labctl.errors import LabError
 from labctl.lifecycle.state import LabState
-from labctl.providers.vmconfig import HOST_KEY, Nic, first_boot, smbios_structure
+from labctl.providers.qemu.vmconfig import HOST_KEY, Nic, first_boot, smbios_structure
 from labctl.provisioning import inventory
 from labctl.provisioning.ansible_run import Failure, PlaybookRun
 
@@ -219,9 +219,9 @@ def test_the_credential_reaches_qemu_as_an_smbios_type_11_file() -> None:
 
 
 def test_the_qemu_command_line_holds_no_credential(tmp_path: Path) -> None:
-    from labctl.providers import vmimage
-    from labctl.providers.accel import TCG_ARGS, Accel
-    from labctl.providers.qemu import CREDENTIAL_FILE, VmConfig, qemu_argv
+    from labctl.providers.qemu import vmimage
+    from labctl.providers.qemu.accel import TCG_ARGS, Accel
+    from labctl.providers.qemu.provider import CREDENTIAL_FILE, VmConfig, qemu_argv
 
     cfg = VmConfig("tk-unit", "v1", 1, 512, "", "/img", [NIC], credential="SECRET-HOST-KEY")
     argv = qemu_argv(cfg, Accel("tcg", "", TCG_ARGS), vmimage.VmImage(Path("/img"), "t"))
@@ -255,7 +255,7 @@ def fake_podman(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_podman_reads_the_key_from_the_container_and_bounds_what_it_reads(
     fake_podman: Path, monkeypatch: pytest.MonkeyPatch, keys: list[str]
 ) -> None:
-    from labctl.providers.podman import PodmanProvider
+    from labctl.providers.podman.provider import PodmanProvider
 
     monkeypatch.setenv("FAKE_KEYS", keys[0] + " root@h1")
     text = PodmanProvider().host_keys("tk-unit", "h1")

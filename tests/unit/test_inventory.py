@@ -75,7 +75,7 @@ def test_static_hosts_use_their_own_address_user_and_key(tmp_path: Path, monkeyp
 
 
 def test_fixed_mac_addresses_are_local_and_follow_the_ip() -> None:
-    from labctl.providers.podman import mac_address
+    from labctl.providers.podman.provider import mac_address
 
     assert mac_address("198.18.2.10") == "02:4c:c6:12:02:0a"
     assert mac_address("198.18.2.11") != mac_address("198.18.2.10")

@@ -10,7 +10,8 @@ import pytest
 from labctl.access.remote import Result
 from labctl.checks.base import CheckSkipped
 from labctl.lifecycle import kernellog
-from labctl.providers.podman import PodmanProvider
+from labctl.providers import Provider
+from labctl.providers.podman.provider import PodmanProvider
 from labctl.providers.static import StaticProvider
 from tests.unit.conftest import FakeRunner, MakeCtx
 
@@ -64,7 +65,7 @@ def test_ensure_netns_logging_turns_it_on(tmp_path: Path) -> None:
 def test_providers_say_where_the_log_lands() -> None:
     assert kernellog.source(PodmanProvider()) == kernellog.MACHINE
     assert kernellog.source(StaticProvider()) == kernellog.OWN
-    assert kernellog.source(object()) == kernellog.OWN  # a provider that says nothing (e.g. a VM)
+    assert kernellog.source(Provider()) == kernellog.OWN  # a provider that says nothing (the base class default)
 
 
 def test_own_kernel_log_is_read_on_the_host() -> None:
@@ -74,7 +75,7 @@ def test_own_kernel_log_is_read_on_the_host() -> None:
         ran.append((host, command))
         return Result(command, 0, f"noise\n{LINE}\n", "")
 
-    assert kernellog.lines(object(), "gw", "s3a blocked packets : ", run) == [LINE]
+    assert kernellog.lines(Provider(), "gw", "s3a blocked packets : ", run) == [LINE]
     assert ran[0][0] == "gw" and "journalctl -k" in ran[0][1] and "grep -F -- 's3a blocked packets : '" in ran[0][1]
 
 

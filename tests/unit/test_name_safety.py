@@ -19,7 +19,8 @@ import pytest
 from labctl import names
 from labctl.errors import LabError
 from labctl.lifecycle.state import LabState, remove_inside_root
-from labctl.providers import HostSpec, NetworkSpec, podman
+from labctl.providers import HostSpec, NetworkSpec, bridge
+from labctl.providers.podman import provider as podman
 
 FAKE = '#!/bin/sh\nprintf "%s %s\\n" "$(basename "$0")" "$*" >> "$FAKE_CALLS"\n'
 LAB_FILE = (
@@ -218,8 +219,8 @@ def _fake_podman(monkeypatch: pytest.MonkeyPatch, containers: list[dict], networ
         assert args[:4] == ("ps", "-a", "--format", "json"), args
         return subprocess.CompletedProcess(["podman", *args], 0, json.dumps(containers), "")
 
-    monkeypatch.setattr(podman, "_podman", fake)
-    monkeypatch.setattr(podman, "_network_list", lambda: networks)
+    monkeypatch.setattr(bridge, "podman", fake)
+    monkeypatch.setattr(bridge, "network_list", lambda: networks)
 
 
 def test_a_name_held_by_another_lab_is_refused_naming_both(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labctl.providers.accel import KVM_ARGS, TCG_ARGS, choose, cpu_flags, kvm_usable
+from labctl.providers.qemu.accel import KVM_ARGS, TCG_ARGS, choose, cpu_flags, kvm_usable
 
 INTEL = "processor\t: 0\nflags\t\t: fpu vme de pse tsc msr vmx sse2\n"
 AMD = "processor\t: 0\nflags\t\t: fpu svm sse2 lm\n"

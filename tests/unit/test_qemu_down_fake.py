@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import LabError
-from labctl.providers import qemu, vmnet
-from labctl.providers.qemu import ID_PREFIX, QemuProvider, VmConfig
-from labctl.providers.vmconfig import Nic
+from labctl.providers.qemu import provider as qemu
+from labctl.providers.qemu import vmnet
+from labctl.providers.qemu.provider import ID_PREFIX, QemuProvider, VmConfig
+from labctl.providers.qemu.vmconfig import Nic
 
 RULES = """\
 -P POSTROUTING ACCEPT
@@ -193,7 +194,7 @@ def test_a_down_interrupted_among_the_vms_says_what_is_left_and_a_second_down_fi
 
 def test_destroy_lab_removes_the_restored_vm_disks_of_its_lab_only(scratch: Path) -> None:
     """A restored lab's saved disks (vms/.images/<host>) go with the lab: nothing leaked, nothing else touched."""
-    from labctl.providers import vmsave
+    from labctl.providers.qemu import vmsave
 
     make_vm_dir("qa", "v1")
     make_vm_dir("qa-2", "v1")

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import LabError
-from labctl.providers import host_settings, teardown_order, vmimage
-from labctl.providers.accel import KVM_ARGS, TCG_ARGS, Accel
+from labctl.providers import host_settings, teardown_order
 from labctl.providers.base import HostSpec
-from labctl.providers.qemu import (
+from labctl.providers.qemu import vmimage
+from labctl.providers.qemu.accel import KVM_ARGS, TCG_ARGS, Accel
+from labctl.providers.qemu.provider import (
     ID_PREFIX,
     VmConfig,
     check_memory,
@@ -19,8 +20,8 @@ from labctl.providers.qemu import (
     options,
     qemu_argv,
 )
-from labctl.providers.vmconfig import Nic
-from labctl.providers.vmnet import alias_lab, lab_alias, tap_name
+from labctl.providers.qemu.vmconfig import Nic
+from labctl.providers.qemu.vmnet import alias_lab, lab_alias, tap_name
 
 NICS = [
     Nic("n1", "198.18.1.10", "198.18.1.0/24", "198.18.1.1", "02:4c:c6:12:01:0a", "lq123456789n0", "podman3"),
@@ -152,7 +153,7 @@ def test_customize_makes_a_vm_root(tmp_path: Path) -> None:
 
 
 def test_a_missing_qemu_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from labctl.providers.qemu import QemuProvider
+    from labctl.providers.qemu.provider import QemuProvider
 
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(LabError) as info:
@@ -163,14 +164,14 @@ def test_a_missing_qemu_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 def test_a_vms_kernel_log_is_its_own() -> None:
     from labctl.lifecycle import kernellog
-    from labctl.providers.qemu import QemuProvider
+    from labctl.providers.qemu.provider import QemuProvider
 
     assert kernellog.source(QemuProvider()) == kernellog.OWN  # LOG lines: journalctl -k on the VM
 
 
 def test_saving_vms_needs_the_labs_ssh_runner(tmp_path: Path) -> None:
     from labctl.errors import LabError
-    from labctl.providers.qemu import QemuProvider
+    from labctl.providers.qemu.provider import QemuProvider
 
     provider = QemuProvider()
     with pytest.raises(LabError, match=r"saving VMs needs SSH.*Fix:"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from labctl.providers.vmconfig import (
+from labctl.providers.qemu.vmconfig import (
     Nic,
     first_boot,
     hosts_file,

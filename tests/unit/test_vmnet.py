@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.providers import vmnet
+from labctl.providers.qemu import vmnet
 
 RULES = """\
 -P POSTROUTING ACCEPT

@@ -13,9 +13,10 @@ import pytest
 
 from labctl.access.remote import Result
 from labctl.errors import LabError
-from labctl.providers import qemu, qmp, vmsave
 from labctl.providers.base import HostSpec
-from labctl.providers.vmimage import VmImage
+from labctl.providers.qemu import provider as qemu
+from labctl.providers.qemu import qmp, vmsave
+from labctl.providers.qemu.vmimage import VmImage
 
 needs_qemu_img = pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img (qemu-utils) not installed")
 

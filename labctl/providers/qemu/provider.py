@@ -10,7 +10,7 @@ containers share L2 segments and addresses. First-boot configuration: see vmconf
 Every qemu process carries ``-fw_cfg name=opt/labctl/id,string=<lab>/<host>`` (its label), is named
 ``labctl-<lab>_<host>`` like a container, and every link carries an alias naming the lab:
 ``destroy_lab`` finds them all even when the state is gone. Lab and host names are proven valid
-(podman's ``_checked``) before they go into any command, path, rule or process match.
+(``bridge.checked``) before they go into any command, path, rule or process match.
 
 The lab's SSH key goes in at first boot, in the credential. A new key (the lab's key was lost and
 ``up`` made another) reaches a VM by a reboot with a new credential (tmpfiles rewrites
@@ -36,16 +36,17 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from labctl.errors import LabError
 from labctl.lifecycle import kernellog
 from labctl.lifecycle.state import LabState, remove_inside_root, write_atomic
-from labctl.providers import qmp, register, vmimage, vmnet, vmsave
-from labctl.providers.accel import Accel, detect
-from labctl.providers.base import HostInfo, HostSpec, NetworkSpec, Say
-from labctl.providers.podman import SET_ASIDE, PodmanProvider, _checked, container_name, mac_address, network_name
-from labctl.providers.vmconfig import Nic, first_boot, kernel_cmdline, nameservers, smbios_structure
+from labctl.providers import register
+from labctl.providers.base import Fail, HostInfo, HostSpec, HostState, NetworkSpec, Provider, Say, check_keys, mapping
+from labctl.providers.bridge import SET_ASIDE, Bridges, checked, container_name, mac_address, network_name
+from labctl.providers.qemu import qmp, vmimage, vmnet, vmsave
+from labctl.providers.qemu.accel import Accel, detect
+from labctl.providers.qemu.vmconfig import Nic, first_boot, kernel_cmdline, nameservers, smbios_structure
 
 if TYPE_CHECKING:
     from labctl.access.remote import Runner
@@ -94,7 +95,7 @@ def host_key(directory: Path) -> tuple[str, str] | None:
 
 
 def vms_dir(lab: str) -> Path:
-    return LabState(_checked(lab)).dir / "vms"
+    return LabState(checked(lab)).dir / "vms"
 
 
 def vm_dir(lab: str, host: str) -> Path:
@@ -215,7 +216,7 @@ def qemu_argv(cfg: VmConfig, accel: Accel, img: vmimage.VmImage) -> list[str]:
     argv += ["-chardev", "socket,id=serial0,path=console.sock,server=on,wait=off,logfile=console.log,logappend=on"]
     argv += ["-serial", "chardev:serial0", "-qmp", "unix:qmp.sock,server=on,wait=off"]
     argv += ["-smbios", f"file={CREDENTIAL_FILE}"]
-    argv += ["-fw_cfg", f"{ID_PREFIX}{_checked(cfg.lab)}/{cfg.host}"]
+    argv += ["-fw_cfg", f"{ID_PREFIX}{checked(cfg.lab)}/{cfg.host}"]
     argv += ["-device", "virtio-balloon-pci,free-page-reporting=on", "-device", "virtio-rng-pci"]
     argv += ["-pidfile", "qemu.pid", "-daemonize"]
     return argv
@@ -242,7 +243,7 @@ def _vm_id(pid: int) -> str | None:
 def lab_processes(lab: str | None = None) -> dict[int, str]:
     """Running labctl qemu processes of a lab (None: of every lab): pid -> host (lab/host for every lab)."""
     if lab is not None:
-        _checked(lab)
+        checked(lab)
     out = {}
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
@@ -303,15 +304,42 @@ def _ssh_banner(address: str) -> bool:
 
 
 @register("qemu")
-class QemuProvider:
+class QemuProvider(Provider):
     name = "qemu"
     host_kind = "vm"  # what the manifest of a saved lab says its hosts are
     teardown_rank = -1  # down: VMs (and their taps) go before the containers on the same bridges
-    host_settings = frozenset({"vm"})
+    host_settings: ClassVar[frozenset[str]] = frozenset({"vm"})
     kernel_log = kernellog.OWN  # a kernel of its own: netfilter LOG lines land in the VM's journal
+    reads_host_keys = True  # labctl made the key at create and wrote it into the VM's credential
+
+    @classmethod
+    def parse_host_options(cls, item: dict[str, Any], where: str, fail: Fail) -> dict[str, Any]:
+        """`vm: {cpus, memory, kernel_args}`: the VM's sizes."""
+        if "vm" not in item:
+            return {}
+        where = f"{where}.vm"
+        vm = mapping(item["vm"], where, fail)
+        check_keys(vm, where, {"cpus", "memory", "kernel_args"}, fail)
+        cpus, memory = vm.get("cpus", 1), vm.get("memory", 512)
+        if not isinstance(cpus, int) or isinstance(cpus, bool) or not 1 <= cpus <= 64:
+            raise fail(f"{where}.cpus", f"{cpus!r} is not a number of vCPUs", "give a whole number from 1 to 64")
+        if not isinstance(memory, int) or isinstance(memory, bool) or not 256 <= memory <= 1048576:
+            raise fail(f"{where}.memory", f"{memory!r} is not a memory size", "give MiB as a whole number, >= 256")
+        if not isinstance(vm.get("kernel_args", ""), str):
+            raise fail(f"{where}.kernel_args", "expected a string", "write extra kernel arguments as one string")
+        return {"vm": dict(vm)}
+
+    @classmethod
+    def refuse_host_options(cls, item: dict[str, Any], provider: str, where: str, fail: Fail) -> None:
+        if "vm" in item:
+            raise fail(
+                f"{where}.vm",
+                f"provider {provider!r} runs no virtual machines",
+                "remove 'vm:' or give the host 'provider: qemu'",
+            )
 
     def __init__(self) -> None:
-        self._podman = PodmanProvider()
+        self._bridges = Bridges()
 
     # -- lab-wide -------------------------------------------------------------------------------
     def prepare(self, hosts: list[HostSpec], say: Say) -> None:
@@ -327,7 +355,7 @@ class QemuProvider:
         accel = detect()
         boot_timeout(os.environ.get("LABCTL_VM_BOOT_TIMEOUT"), BOOT_TIMEOUT[accel.name])  # checked before any VM
         say(f"VMs run on {accel.name.upper()}: {accel.reason}")
-        running = {h for h, info in self.list(hosts[0].lab).items() if info.state == "running"}
+        running = {h for h, info in self.list(hosts[0].lab).items() if info.state == HostState.RUNNING}
         needs = {h: mem for h, (_cpus, mem, _args) in sizes.items() if h not in running}
         check_memory(needs, mem_available_mb(Path("/proc/meminfo").read_text()), accel.name)
         if any(saved_image(spec) is None for spec in hosts):  # restored VMs boot their own saved disk
@@ -335,16 +363,16 @@ class QemuProvider:
 
     def create_network(self, spec: NetworkSpec) -> None:
         """The podman network (as for containers), its bridge, and NAT for when no container is on it."""
-        self._podman.create_network(spec)
+        self._bridges.create_network(spec)
         bridge = vmnet.inspect(network_name(spec.lab, spec.name))
         vmnet.ensure_bridge(bridge, spec.lab, spec.name)
         vmnet.add_nat(spec.lab, bridge.subnet)
 
     def link_networks(self, lab: str, subnets: list[str]) -> None:
-        self._podman.link_networks(lab, subnets)
+        self._bridges.link_networks(lab, subnets)
 
     def networks(self, lab: str | None = None) -> dict[str, dict[str, str]]:
-        return self._podman.networks(lab)
+        return self._bridges.networks(lab)
 
     # -- one host -------------------------------------------------------------------------------
     def create(self, spec: HostSpec) -> None:
@@ -525,7 +553,7 @@ class QemuProvider:
     def destroy_lab(self, lab: str) -> list[str]:
         """Every VM process, tap, labctl-made bridge and NAT rule of the lab, and the VMs' state."""
         removed = []
-        _checked(lab)
+        checked(lab)
         for pid, host in lab_processes(lab).items():
             _kill(pid)
             removed.append(f"vm {host} (pid {pid})")
@@ -551,12 +579,12 @@ class QemuProvider:
         """VMs are found by their lab/host label, which no other lab can hold; the networks are podman's."""
         for host in hosts:
             container_name(lab, host)
-        self._podman.check_names(lab, [], networks)
+        self._bridges.check_names(lab, [], networks)
 
     def remains(self, lab: str) -> list[str]:
         """Taps, bridges and NAT rules labctl made for the lab's VMs, and their disks and sockets."""
         left = []
-        links = vmnet.lab_links(_checked(lab))
+        links = vmnet.lab_links(checked(lab))
         taps = sorted(link for link, text in links.items() if " host=" in text)
         bridges = sorted(link for link, text in links.items() if " kind=bridge" in text)
         if taps:
@@ -582,7 +610,7 @@ class QemuProvider:
         return out
 
     def reserved(self) -> list[tuple[str, str]]:
-        return self._podman.reserved()
+        return self._bridges.reserved()
 
     def console(self, lab: str, host: str, lines: int = 15) -> str:
         """The last lines of the VM's serial console."""
@@ -662,9 +690,11 @@ class QemuProvider:
             cfg = VmConfig.load(directory)
             pid = self._pid(lab, cfg.host)
             details = {"accelerator": cfg.accelerator or "-", "cpus": str(cfg.cpus), "memory": f"{cfg.memory} MiB"}
-            out[cfg.host] = HostInfo(cfg.host, "running" if pid else "stopped", str(pid or ""), details)
+            out[cfg.host] = HostInfo(cfg.host, HostState.RUNNING if pid else HostState.STOPPED, str(pid or ""), details)
         for pid, host in lab_processes(lab).items():  # still running, but its state is gone
-            out.setdefault(host, HostInfo(host, "running", str(pid), {"accelerator": "-", "problem": "state lost"}))
+            out.setdefault(
+                host, HostInfo(host, HostState.RUNNING, str(pid), {"accelerator": "-", "problem": "state lost"})
+            )
         return out
 
     def show_console(self, lab: str, host: str, interactive: bool) -> int:
@@ -673,7 +703,7 @@ class QemuProvider:
         if not (directory / "vm.json").exists():
             raise LabError(f"console: VM {host!r} of lab {lab!r} does not exist. Fix: 'labctl up' the lab.")
         if interactive and self._pid(lab, host):
-            from labctl.providers import console
+            from labctl.providers.qemu import console
 
             return console.attach(directory, "console.sock", host)
         sys.stdout.write(

@@ -1,16 +1,13 @@
 """Podman provider: every host is a systemd container (runc), every network a podman bridge.
 
-Names are labctl-<lab>_<host> / labctl-<lab>_<network>: lab, host and network names cannot hold
-'_', so no two labs' names can meet (labctl-rb7-x-a1 was both lab rb7's host x-a1 and lab rb7-x's
-host a1). Every resource carries the label labctl.lab=<lab>, so cleanup finds everything even when
-the state file is lost. No podman argument or filter, and no iptables rule, is built from a lab
-name that is empty or invalid (_checked)."""
+The names of a lab's containers and networks, their label and the bridges are labctl.providers.bridge's
+(shared with qemu, whose VMs plug into the same bridges). No podman argument or filter, and no iptables
+rule, is built from a lab name that is empty or invalid (bridge.checked)."""
 
 from __future__ import annotations
 
 import json
 import re
-import shlex
 import subprocess
 import sys
 import tarfile
@@ -20,17 +17,27 @@ from typing import TYPE_CHECKING, Any
 
 from labctl.errors import LabError, printable
 from labctl.lifecycle import hostlimits, kernellog
-from labctl.names import is_host_name, is_lab_name
-from labctl.netops import hostnet
-from labctl.netops.hostnet import Reserved
 from labctl.providers import image, register
-from labctl.providers.base import HostInfo, HostSpec, NetworkSpec, Say
+from labctl.providers.base import HostInfo, HostSpec, HostState, Provider, Say
+from labctl.providers.bridge import (
+    LABEL,
+    SEPARATOR,
+    SET_ASIDE,
+    Bridges,
+    checked,
+    checked_part,
+    container_name,
+    label,
+    mac_address,
+    network_list,
+    network_name,
+    podman,
+)
 from labctl.reproduce import pkgcache
 
 if TYPE_CHECKING:
     from labctl.access.remote import Runner
 
-LABEL = "labctl.lab"
 # Below the host's hard limits (podman's defaults fail with EPERM without CAP_SYS_RESOURCE).
 ULIMITS = ("nofile=16384:16384", "nproc=32768:32768")
 # The lab's key is copied into the host, not mounted from the state directory: a host keeps working
@@ -43,9 +50,6 @@ AUTHORIZE = (
 )
 
 
-# What must not go into a saved image (private host keys; generated secrets unless kept) is set aside into
-# /run, a tmpfs never committed, while the host's file system is committed, then put back.
-SET_ASIDE = Path(__file__).parents[1] / "hostside" / "setaside.py"
 SAVED_REPO = "localhost/labctl-saved"  # images of hosts being saved (removed once in the archive)
 RESTORED_REPO = "localhost/labctl-restored"  # images hosts of a restored lab are created from
 HOSTS_ARCHIVE = "podman-hosts.tar"
@@ -57,84 +61,12 @@ MAX_IMAGE_MANIFEST = 1024**2
 HOST_KEYS_CMD = "cat /etc/ssh/ssh_host_*_key.pub"
 HOST_KEYS_MAX = 16 * 1024
 
-SEPARATOR = "_"  # between the lab's name and its host's or network's: neither may contain it
-
-
-def _checked(lab: str) -> str:
-    """The lab name, proven valid before it goes into a podman filter, label, name or iptables rule.
-
-    An empty name would make podman's filter label=labctl.lab= match every lab's containers."""
-    if not is_lab_name(lab):
-        raise LabError(
-            f"refusing to run podman or iptables for the invalid lab name {lab!r}. "
-            "Fix: name the lab with 1-31 lower-case letters, digits and '-', starting with a letter."
-        )
-    return lab
-
-
-def _checked_part(name: str, what: str) -> str:
-    """A host or network name, proven valid before it becomes part of a podman name."""
-    if not is_host_name(name):
-        raise LabError(
-            f"refusing to run podman for the invalid {what} name {name!r}. "
-            "Fix: use lower-case letters, digits and '-' (not at either end)."
-        )
-    return name
-
-
-def container_name(lab: str, host: str) -> str:
-    return f"labctl-{_checked(lab)}{SEPARATOR}{_checked_part(host, 'host')}"
-
-
-def network_name(lab: str, network: str) -> str:
-    return f"labctl-{_checked(lab)}{SEPARATOR}{_checked_part(network, 'network')}"
-
-
-def _label(lab: str) -> str:
-    return f"{LABEL}={_checked(lab)}"
-
-
-def mac_address(address: str) -> str:
-    """A fixed, locally administered MAC per address: a restarted host keeps it, so peers' ARP caches
-    stay right (podman would pick a new random MAC at every start)."""
-    octets = [int(part) for part in address.split(".")]
-    return "02:4c:" + ":".join(f"{o:02x}" for o in octets)
-
-
-def _podman(
-    *args: str, check: bool = True, what: str = "", stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    try:
-        result = subprocess.run(["podman", *args], capture_output=True, text=True, check=False, input=stdin)
-    except FileNotFoundError:
-        raise LabError("podman is not installed. Fix: apt-get install podman runc.") from None
-    if check and result.returncode != 0:
-        raise LabError(
-            f"podman failed {what or 'podman ' + ' '.join(args[:2])}: {result.stderr.strip() or result.stdout.strip()}"
-        )
-    return result
-
-
-def _network_list() -> list[dict[str, Any]]:
-    return json.loads(_podman("network", "ls", "--format", "json").stdout or "[]")  # type: ignore[no-any-return]
-
-
-def _iptables(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    try:
-        result = subprocess.run(
-            ["iptables", "-w", "5", "-t", "nat", *args], capture_output=True, text=True, check=False
-        )
-    except FileNotFoundError:
-        raise LabError("iptables is not installed on this machine. Fix: apt-get install iptables.") from None
-    if check and result.returncode != 0:
-        raise LabError(f"iptables -t nat {' '.join(args)} failed: {result.stderr.strip()}")
-    return result
-
 
 @register("podman")
-class PodmanProvider:
+class PodmanProvider(Bridges, Provider):
     name = "podman"
     kernel_log = kernellog.MACHINE  # containers share this machine's kernel (and its log)
+    reads_host_keys = True  # podman exec reads them from the container's files
 
     def __init__(self) -> None:
         self._default_image: str | None = None
@@ -144,90 +76,12 @@ class PodmanProvider:
         """Raise the host's inotify limits if the hosts about to start need more (before anything is
         made), then build the base image when a host uses it and it is missing."""
         if hosts:
-            running = {h for h, info in self.list(hosts[0].lab).items() if info.state == "running"}
+            running = {h for h, info in self.list(hosts[0].lab).items() if info.state == HostState.RUNNING}
             hostlimits.ensure_inotify(len([h for h in hosts if h.name not in running]), say)
             kernellog.ensure_netns_logging(say)
             self._cache = pkgcache.ensure(say)
         if any(h.image is None for h in hosts):
             self._default_image = image.build(progress=say)
-
-    def create_network(self, spec: NetworkSpec) -> None:
-        name = network_name(spec.lab, spec.name)
-        if _podman("network", "exists", name, check=False).returncode == 0:
-            return
-        _podman(
-            "network",
-            "create",
-            "--subnet",
-            spec.subnet,
-            "--label",
-            _label(spec.lab),
-            "--label",
-            f"labctl.network={spec.name}",
-            name,
-            what=f"to create network {spec.name!r} ({spec.subnet})",
-        )
-
-    def link_networks(self, lab: str, subnets: list[str]) -> None:
-        """Let traffic between a lab's own networks pass the host unchanged.
-
-        With bridge-nf-call-iptables on, frames bridged between containers pass the host's nat table,
-        where netavark masquerades anything leaving a network's subnet: a packet routed by a lab
-        gateway container would reach the next hop from the host's bridge address. An ACCEPT
-        before netavark's rules, for each pair of the lab's subnets, keeps the lab's addresses."""
-        for src in subnets:
-            for dst in subnets:
-                if src == dst:
-                    continue
-                rule = [
-                    "POSTROUTING",
-                    "-s",
-                    src,
-                    "-d",
-                    dst,
-                    "-m",
-                    "comment",
-                    "--comment",
-                    _label(lab),
-                    "-j",
-                    "ACCEPT",
-                ]
-                if _iptables("-C", *rule, check=False).returncode != 0:
-                    _iptables("-I", *rule)
-
-    def _unlink_networks(self, lab: str) -> None:
-        label = _label(lab)
-        for line in _iptables("-S", "POSTROUTING").stdout.splitlines():
-            if f'--comment "{label}"' in line or f"--comment {label} " in line:
-                _iptables("-D", *shlex.split(line)[1:], check=False)
-
-    def check_names(self, lab: str, hosts: list[str], networks: list[str]) -> None:
-        """Refuse, before anything is created, when a name this lab needs is another lab's (or no lab's),
-        or when the lab's own resources carry names of an older labctl (labctl-<lab>-<host>)."""
-        wanted = {("container", container_name(lab, h)): h for h in hosts}
-        wanted |= {("network", network_name(lab, n)): n for n in networks}
-        found: list[tuple[str, str, dict[str, str]]] = []
-        for item in json.loads(_podman("ps", "-a", "--format", "json").stdout or "[]"):
-            found += [("container", name, item.get("Labels") or {}) for name in item.get("Names") or []]
-        found += [("network", net["name"], net.get("labels") or {}) for net in _network_list()]
-        for kind, name, labels in found:
-            owner, part = labels.get(LABEL), labels.get("labctl.host" if kind == "container" else "labctl.network")
-            if (kind, name) in wanted and (owner != lab or part != wanted[(kind, name)]):
-                theirs = f"lab {owner!r}" if owner else "no labctl lab (no label labctl.lab)"
-                fix = (
-                    f"rename one of the labs, or take lab {owner!r} down first (labctl down --name {owner})"
-                    if owner
-                    else f"remove or rename that {kind} (podman {'network ' if kind == 'network' else ''}rm {name}) "
-                    "if nothing needs it, or rename this lab"
-                )
-                raise LabError(
-                    f"lab {lab!r} needs the podman {kind} name {name!r}, which already belongs to {theirs}. Fix: {fix}."
-                )
-            if owner == lab and (kind, name) not in wanted and not name.startswith(f"labctl-{lab}{SEPARATOR}"):
-                raise LabError(
-                    f"lab {lab!r} has the {kind} {name!r}, named by an older labctl (labctl-<lab>-<host>). "
-                    f"Fix: run 'labctl down --name {lab}', then bring the lab up again."
-                )
 
     def key_at_create(self, spec: HostSpec) -> bool:
         """labctl's base image takes the lab's key from the host's environment at its first boot
@@ -248,7 +102,7 @@ class PodmanProvider:
             "--hostname",
             spec.name,
             "--label",
-            _label(spec.lab),
+            label(spec.lab),
             "--label",
             f"labctl.host={spec.name}",
         ]
@@ -265,12 +119,12 @@ class PodmanProvider:
         if spec.image is None and self._default_image is None:
             self._default_image = image.image_tag()
         args.append(spec.image or self._default_image or "")
-        _podman(*args, what=f"to create host {spec.name!r}")
+        podman(*args, what=f"to create host {spec.name!r}")
         return True
 
     def authorize(self, lab: str, host: str, pubkey: str) -> None:
         """Make pubkey the key root accepts, through podman exec (works while SSH refuses the lab's key)."""
-        _podman(
+        podman(
             "exec",
             "-i",
             container_name(lab, host),
@@ -307,44 +161,44 @@ class PodmanProvider:
 
     def console(self, lab: str, host: str, lines: int = 15) -> str:
         """The last lines of the host's console (what systemd printed before it exited)."""
-        result = _podman("logs", "--tail", str(lines), container_name(lab, host), check=False)
+        result = podman("logs", "--tail", str(lines), container_name(lab, host), check=False)
         return (result.stdout + result.stderr).strip()
 
     def show_console(self, lab: str, host: str, interactive: bool) -> int:
         """A container's console is its init's output (podman logs); a shell is 'labctl ssh'."""
-        result = _podman("logs", container_name(lab, host), what=f"to read the console of {host!r}")
+        result = podman("logs", container_name(lab, host), what=f"to read the console of {host!r}")
         sys.stdout.write(result.stdout + result.stderr)
         if interactive:
             sys.stderr.write(f"(a container has no interactive console: 'labctl ssh {host}' opens a shell)\n")
         return 0
 
     def exit_code(self, lab: str, host: str) -> int | None:
-        result = _podman("inspect", "--format", "{{.State.ExitCode}}", container_name(lab, host), check=False)
+        result = podman("inspect", "--format", "{{.State.ExitCode}}", container_name(lab, host), check=False)
         return int(result.stdout.strip()) if result.returncode == 0 and result.stdout.strip().isdigit() else None
 
     def start(self, lab: str, host: str) -> None:
-        _podman("start", container_name(lab, host), what=f"to start host {host!r}")
+        podman("start", container_name(lab, host), what=f"to start host {host!r}")
 
     def stop(self, lab: str, host: str) -> None:
-        _podman("stop", "--time", "10", container_name(lab, host), what=f"to stop host {host!r}")
+        podman("stop", "--time", "10", container_name(lab, host), what=f"to stop host {host!r}")
 
     def destroy(self, lab: str, host: str) -> None:
-        _podman("rm", "--force", "--time", "5", container_name(lab, host), what=f"to remove host {host!r}")
+        podman("rm", "--force", "--time", "5", container_name(lab, host), what=f"to remove host {host!r}")
 
     def destroy_lab(self, lab: str) -> list[str]:
         removed = []
-        self._unlink_networks(lab)
-        ids = _podman("ps", "-a", "-q", "--filter", f"label={_label(lab)}").stdout.split()
+        self.unlink_networks(lab)
+        ids = podman("ps", "-a", "-q", "--filter", f"label={label(lab)}").stdout.split()
         if ids:
-            _podman("rm", "--force", "--time", "5", *ids, what=f"to remove the containers of lab {lab!r}")
+            podman("rm", "--force", "--time", "5", *ids, what=f"to remove the containers of lab {lab!r}")
             removed += [f"container {i[:12]}" for i in ids]
-        nets = [n["name"] for n in _network_list() if (n.get("labels") or {}).get(LABEL) == _checked(lab)]
+        nets = [n["name"] for n in network_list() if (n.get("labels") or {}).get(LABEL) == checked(lab)]
         if nets:
-            _podman("network", "rm", "--force", *nets, what=f"to remove the networks of lab {lab!r}")
+            podman("network", "rm", "--force", *nets, what=f"to remove the networks of lab {lab!r}")
             removed += [f"network {n}" for n in nets]
         images = _restored_images(lab)
         if images:
-            _podman("rmi", *images, check=False)
+            podman("rmi", *images, check=False)
             removed += [f"image {i}" for i in images]
         return removed
 
@@ -354,7 +208,7 @@ class PodmanProvider:
         info = {"tag": ", ".join(tags)}
         if tags == [image.image_tag()]:
             info["recipe_hash"] = image.recipe_hash()
-        ids = [_podman("image", "inspect", "--format", "{{.Id}}", t, check=False).stdout.strip() for t in tags]
+        ids = [podman("image", "inspect", "--format", "{{.Id}}", t, check=False).stdout.strip() for t in tags]
         info["id"] = ", ".join(i for i in ids if i)
         return info
 
@@ -364,12 +218,12 @@ class PodmanProvider:
         """podman commit each host (paused, its private host keys and, unless secrets, the files roles list
         as secrets moved out first), then podman save all
         of them into one archive (layers they share, e.g. the base image, are written once)."""
-        refs = {h: f"{SAVED_REPO}/{_checked(lab)}{SEPARATOR}{_checked_part(h, 'host')}:latest" for h in hosts}
+        refs = {h: f"{SAVED_REPO}/{checked(lab)}{SEPARATOR}{checked_part(h, 'host')}:latest" for h in hosts}
         try:
             for host, ref in refs.items():
                 name = container_name(lab, host)
                 aside = ["out", *(["keep-secrets"] if secrets else [])]
-                _podman(
+                podman(
                     "exec",
                     "-i",
                     name,
@@ -380,7 +234,7 @@ class PodmanProvider:
                     what=f"to set the host keys (and secrets) of {host!r} aside",
                 )
                 try:
-                    _podman(
+                    podman(
                         "commit",
                         "--pause=true",
                         "--change",
@@ -390,8 +244,8 @@ class PodmanProvider:
                         what=f"to commit host {host!r}",
                     )
                 finally:
-                    _podman("exec", "-i", name, "python3", "-", "back", stdin=SET_ASIDE.read_text(), check=False)
-            _podman(
+                    podman("exec", "-i", name, "python3", "-", "back", stdin=SET_ASIDE.read_text(), check=False)
+            podman(
                 "save",
                 "--multi-image-archive",
                 "-o",
@@ -400,7 +254,7 @@ class PodmanProvider:
                 what=f"to save the hosts of lab {lab!r}",
             )
         finally:
-            _podman("rmi", "--force", *refs.values(), check=False)
+            podman("rmi", "--force", *refs.values(), check=False)
         return {h: f"{HOSTS_ARCHIVE}#{ref}" for h, ref in refs.items()}
 
     def check_import(self, lab: str, files: dict[str, str], src: Path) -> None:
@@ -418,7 +272,7 @@ class PodmanProvider:
                 "Fix: restore only archives written by labctl save -o FILE (this one was altered)."
             )
         for ref in [*refs.values(), *(restored_ref(lab, h) for h in refs)]:
-            if _podman("image", "exists", ref, check=False).returncode == 0:
+            if podman("image", "exists", ref, check=False).returncode == 0:
                 raise LabError(
                     f"lab {lab!r}: the image name {ref!r} a restore needs is held by an image on this machine "
                     "(left by an earlier save or restore?); a restore never moves another image's name. "
@@ -433,7 +287,7 @@ class PodmanProvider:
         made: list[str] = []
         try:
             made += sorted(set(refs.values()))  # checked absent before: the load makes them
-            result = _podman("load", "-q", "-i", str((src / HOSTS_ARCHIVE).resolve()), what=f"to load {HOSTS_ARCHIVE}")
+            result = podman("load", "-q", "-i", str((src / HOSTS_ARCHIVE).resolve()), what=f"to load {HOSTS_ARCHIVE}")
             loaded = loaded_names(result.stdout)
             if loaded != set(refs.values()):
                 raise LabError(
@@ -445,21 +299,21 @@ class PodmanProvider:
             for host, ref in refs.items():
                 new = restored_ref(lab, host)
                 made.append(new)
-                _podman("tag", ref, new, what=f"to name the image of host {host!r}")
+                podman("tag", ref, new, what=f"to name the image of host {host!r}")
                 out[host] = new
             for ref in sorted(set(refs.values())):
-                _podman("untag", ref, ref, check=False)
+                podman("untag", ref, ref, check=False)
             return out
         except BaseException:
             if made:
-                _podman("rmi", "--force", "--", *made, check=False)
+                podman("rmi", "--force", "--", *made, check=False)
             raise
 
     def undo_import(self, lab: str, images: dict[str, str]) -> None:
         """Remove the images import_hosts named for lab (labctl's own names, checked absent before it)."""
-        mine = sorted({ref for ref in images.values() if ref.startswith(f"{RESTORED_REPO}/{_checked(lab)}{SEPARATOR}")})
+        mine = sorted({ref for ref in images.values() if ref.startswith(f"{RESTORED_REPO}/{checked(lab)}{SEPARATOR}")})
         if mine:
-            _podman("rmi", "--force", "--", *mine, check=False)
+            podman("rmi", "--force", "--", *mine, check=False)
 
     def remains(self, lab: str) -> list[str]:
         return []  # hosts and networks are all there is
@@ -467,7 +321,7 @@ class PodmanProvider:
     def labs(self) -> dict[str, dict[str, list[str]]]:
         """Every lab that has labelled resources, found by label alone: lab -> {hosts, networks}."""
         out: dict[str, dict[str, list[str]]] = {}
-        items = json.loads(_podman("ps", "-a", "--format", "json", "--filter", f"label={LABEL}").stdout or "[]")
+        items = json.loads(podman("ps", "-a", "--format", "json", "--filter", f"label={LABEL}").stdout or "[]")
         for item in items:
             labels = item.get("Labels") or {}
             if labels.get(LABEL):
@@ -476,10 +330,6 @@ class PodmanProvider:
         for lab, nets in self.networks().items():
             out.setdefault(lab, {"hosts": [], "networks": []})["networks"] += sorted(nets)
         return out
-
-    def reserved(self) -> list[Reserved]:
-        """Subnets on this host that are not a labctl lab's: other podman networks, host routes."""
-        return hostnet.foreign(_network_list(), hostnet.host_routes(), LABEL)
 
     def address(self, spec: HostSpec) -> str:
         return next(iter(spec.networks.values()))
@@ -490,7 +340,7 @@ class PodmanProvider:
         if not specs or not (self._cache or pkgcache.enabled()):
             return {}
         gateways, subnets_of = {}, {}
-        for net in _network_list():
+        for net in network_list():
             subnets = net.get("subnets") or []
             if (net.get("labels") or {}).get(LABEL) and subnets and subnets[0].get("gateway"):
                 gateways[net["name"]] = subnets[0]["gateway"]
@@ -509,31 +359,20 @@ class PodmanProvider:
 
     def list(self, lab: str, hosts: list[HostSpec] | None = None) -> dict[str, HostInfo]:
         """Every container of the lab, by its labels (hosts no longer in the topology too)."""
-        out = _podman("ps", "-a", "--format", "json", "--filter", f"label={_label(lab)}").stdout
+        out = podman("ps", "-a", "--format", "json", "--filter", f"label={label(lab)}").stdout
         found: dict[str, HostInfo] = {}
         for item in json.loads(out or "[]"):
             host = (item.get("Labels") or {}).get("labctl.host")
             if host:
                 state = str(item.get("State", "unknown"))
-                found[host] = HostInfo(host, "stopped" if state in ("exited", "created") else state, item["Id"])
+                said = HostState.STOPPED if state in ("exited", "created") else HostState.of(state)
+                found[host] = HostInfo(host, said, item["Id"])
         return found
-
-    def networks(self, lab: str | None = None) -> dict[str, dict[str, str]]:
-        out: dict[str, dict[str, str]] = {}
-        for net in _network_list():
-            labels = net.get("labels") or {}
-            owner = labels.get(LABEL)
-            if owner is None or (lab is not None and owner != lab):
-                continue
-            subnets = net.get("subnets") or []
-            if subnets:
-                out.setdefault(owner, {})[labels.get("labctl.network", net["name"])] = subnets[0]["subnet"]
-        return out
 
 
 def restored_ref(lab: str, host: str) -> str:
     """The image a restored host is made from: named by labctl after the new lab and the host."""
-    return f"{RESTORED_REPO}/{_checked(lab)}{SEPARATOR}{_checked_part(host, 'host')}:latest"
+    return f"{RESTORED_REPO}/{checked(lab)}{SEPARATOR}{checked_part(host, 'host')}:latest"
 
 
 def _saved_refs(files: dict[str, str]) -> dict[str, str]:
@@ -612,6 +451,6 @@ def loaded_names(output: str) -> set[str]:
 
 def _restored_images(lab: str) -> list[str]:
     """The images hosts of a restored lab were made from (named after the lab, which holds no '_')."""
-    prefix = f"{RESTORED_REPO}/{_checked(lab)}{SEPARATOR}"
-    listing = _podman("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
+    prefix = f"{RESTORED_REPO}/{checked(lab)}{SEPARATOR}"
+    listing = podman("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
     return sorted({ref for ref in listing if ref.startswith(prefix)})

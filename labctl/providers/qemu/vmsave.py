@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labctl.errors import LabError, printable
-from labctl.providers import qmp
-from labctl.providers.vmimage import VmImage
+from labctl.providers.qemu import qmp
+from labctl.providers.qemu.vmimage import VmImage
 
 if TYPE_CHECKING:
     from labctl.access.remote import Runner

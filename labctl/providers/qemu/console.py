@@ -9,7 +9,7 @@ import termios
 import tty
 from pathlib import Path
 
-from labctl.providers.qmp import unix_connect
+from labctl.providers.qemu.qmp import unix_connect
 
 ESCAPE = b"\x1d"  # Ctrl-]
 
