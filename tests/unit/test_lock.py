@@ -15,6 +15,7 @@ import yaml
 from labctl import cli
 from labctl.errors import LabError
 from labctl.hostside import hostinfo
+from labctl.providers import Provider
 from labctl.reproduce import archive, locked, lockfile
 
 ROLES = Path(__file__).resolve().parents[2] / "roles"
@@ -237,7 +238,7 @@ def test_a_locked_lab_gives_each_host_its_pins(tmp_path: Path, monkeypatch: pyte
     assert host_vars()["web"]["labctl_apt_refresh"] is False and host_vars()["db"]["labctl_apt_refresh"] is False
 
 
-class _FakeProvider:
+class _FakeProvider(Provider):
     """Stands in for podman in save's unit test: records what it was asked, writes one file."""
 
     def __init__(self) -> None:

@@ -9,11 +9,11 @@ import pytest
 from labctl.errors import LabError
 from labctl.lifecycle import lab as labmod
 from labctl.lifecycle.lab import Lab, plan, reconcile
-from labctl.providers import HostInfo, HostSpec, NetworkSpec, get_provider, provider_names
+from labctl.providers import HostInfo, HostSpec, NetworkSpec, Provider, get_provider, provider_names
 from labctl.topology import parse
 
 
-class FakeProvider:
+class FakeProvider(Provider):
     """Records calls; hosts live in a dict."""
 
     name = "fake"

@@ -29,6 +29,8 @@ HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEsPxbnrmTMeXo3ln2uK+Yx9cbTDs3Js
 
 
 class UpProvider(FakeProvider):
+    reads_host_keys = True  # host_keys below answers, as podman's and qemu's do
+
     def check_names(self, lab: str, hosts: list[str], networks: list[str]) -> None:
         return None
 
