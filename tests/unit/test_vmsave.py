@@ -1,4 +1,4 @@
-"""Saving and restoring qemu VMs (labctl/providers/vmsave.py): the archive entry, what is set aside and
+"""Saving and restoring qemu VMs (labctl/providers/qemu/vmsave.py): the archive entry, what is set aside and
 when, the pause around the copy, the flattened disk, and clear errors for a damaged or missing saved VM.
 The guest is a fake runner and QMP a recorder; qemu-img is real, on scratch files."""
 
