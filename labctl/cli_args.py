@@ -1,6 +1,7 @@
 """Command-line arguments shared by labctl's verbs and its extensions (e.g. `labctl sdn`).
 
-A module of its own so that extensions use them without importing cli.py (which imports them)."""
+A module of its own (outside the labctl.cli package) so that extensions use them without importing
+labctl.cli, which imports every verb and the extensions."""
 
 from __future__ import annotations
 

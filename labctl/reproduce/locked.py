@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -224,3 +225,23 @@ def status(lab: Lab, hosts_up: bool) -> dict[str, Any]:
         out["drifted"] = not report.ok
         out["drift"] = [d.line() for d in report.drift]
     return out
+
+
+def up_options(lab: Lab, say: Callable[[str], None]) -> tuple[dict[str, Any], Path]:
+    """What `up --locked` passes to lab.up: the lock's text and the availability check run before converging;
+    and the lock's path. Refuses a lock that misses a host of the topology; says when the topology changed."""
+    lock_file = lockfile.lock_path(lab.topo.path)
+    held = lockfile.read(lock_file)
+    require_hosts(lab, held, lock_file)
+    if held.topology_sha256 != lockfile.topology_hash(topology_raw(lab)):
+        say(f"note: {lab.topo.path} changed since {lock_file.name} was written (its hosts are all locked)")
+
+    def available(running: Lab) -> None:
+        say("checking that every locked version is offered by the hosts' apt sources (apt-get update)")
+        missing, notes = unavailable(running, held)
+        for note in notes:
+            say(f"not checked: {note}")
+        if missing:
+            raise unavailable_error(lock_file, missing)
+
+    return {"lock_text": lock_file.read_text(), "before_converge": available}, lock_file
