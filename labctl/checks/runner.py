@@ -3,35 +3,29 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import pkgutil
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
+from labctl import bundles
 from labctl.checks import base, user
 from labctl.checks.base import Check, CheckFailed, CheckResult, CheckSkipped, Context
 from labctl.checks.userchecks import UserCheck
 from labctl.errors import LabError
 from labctl.lifecycle import journal
 
-_FRAMEWORK = {"base", "context", "runner"}
-
 
 def service_modules() -> dict[str, ModuleType]:
-    """SERVICE name -> module, for every labctl/checks/<service>.py."""
-    import labctl.checks as pkg
-
-    out: dict[str, ModuleType] = {}
-    for info in pkgutil.iter_modules(pkg.__path__):
-        if info.name in _FRAMEWORK or info.name.startswith("_") or info.ispkg:
-            continue
+    """SERVICE name -> checks package, for every role that has one (roles/<role>/checks/, found through
+    :mod:`labctl.bundles`)."""
+    out: dict[str, ModuleType] = {user.SERVICE: user}  # the topology's own checks
+    for role in bundles.names():
         try:
-            module = importlib.import_module(f"labctl.checks.{info.name}")
+            module = bundles.checks(role)
         except Exception as exc:  # a broken check module must not hide the others
-            raise LabError(f"smoke module labctl/checks/{info.name}.py does not load: {exc!r}") from None
+            raise LabError(f"smoke module roles/{role}/checks does not load: {exc!r}") from None
         if hasattr(module, "SERVICE"):
             out[module.SERVICE] = module
     return out

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from labctl.checks import mongodb
+from labctl.bundles.mongodb import checks as mongodb
 from labctl.checks.base import CheckFailed, CheckSkipped, Context
 from tests.unit.conftest import FakeRunner, MakeCtx, lab_host_vars, role_fact
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from labctl.checks import nat_gateway as ng
+from labctl.bundles.nat_gateway import checks as ng
 from labctl.checks.base import CheckFailed, CheckSkipped, Context, Result
 from tests.unit.conftest import FakeRunner, MakeCtx
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from labctl import paths
-from labctl.checks import memcached
+from labctl.bundles.memcached import checks as memcached
 from labctl.checks.base import CheckFailed
 from labctl.errors import LabError
 from labctl.hostside import setaside

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from labctl.checks.base import CheckFailed, CheckSkipped, Context, Result
-from labctl.checks.zeromq import (
+from labctl.bundles.zeromq.checks import (
     endpoint,
     parse_reports,
     req_rep,

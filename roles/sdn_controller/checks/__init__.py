@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from labctl.checks.base import CheckFailed, CheckSkipped, Context, check
-from labctl.sdn import trema_features
-from labctl.sdn.controller import slices as sl
+from . import trema_features
+from ..files.controller import slices as sl
 
 SERVICE = "sdn_controller"
 GROUP = "sdn_controller"
