@@ -6,8 +6,6 @@ import json
 from typing import Any
 
 import pytest
-
-from labctl.checks.base import FACTS_DIR, CheckFailed, CheckSkipped, Context, Result
 from labctl.bundles.memcached.checks import (
     NOTEBOOK_OUTPUT,
     WORKDIR,
@@ -22,6 +20,8 @@ from labctl.bundles.memcached.checks import (
     stats_delta,
     verify_spread,
 )
+
+from labctl.checks.base import FACTS_DIR, CheckFailed, CheckSkipped, Context, Result
 from tests.unit.conftest import FakeRunner, MakeCtx, lab_host_vars, role_fact
 
 MEMCSTAT = """Server: 198.18.60.10 (11211)

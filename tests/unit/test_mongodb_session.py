@@ -18,7 +18,6 @@ import types
 from typing import Any
 
 import pytest
-
 from labctl.bundles.mongodb import checks as mongodb
 
 _ids = itertools.count(1)

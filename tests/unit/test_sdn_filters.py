@@ -1,11 +1,11 @@
-"""Packet filters of the sliceable switch (roles/sdn_controller/files/controller/filters.py): Trema's input rules and matching."""
+"""Packet filters of the sliceable switch (roles/sdn_controller/files/controller/filters.py):
+Trema's input rules and matching."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-
 from labctl.bundles.sdn_controller.files.controller import filters as fl
 
 SLICES = {"network-1": 1}

@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 import pytest
-
 from labctl.bundles.sdn_controller.files.controller import rest, slices
 
 

@@ -1,4 +1,5 @@
-"""Slice logic of the sliceable switch (roles/sdn_controller/files/controller/slices.py): Trema's tables, lookup, options, flooding."""
+"""Slice logic of the sliceable switch (roles/sdn_controller/files/controller/slices.py):
+Trema's tables, lookup, options, flooding."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from labctl.bundles.sdn_controller.files.controller import filters as fl
 from labctl.bundles.sdn_controller.files.controller import slices as sl
 

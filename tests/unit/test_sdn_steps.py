@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-
 from labctl.bundles.sdn_controller import checks as sdn_checks
 
 PROGRAM = (Path(sdn_checks.__file__).parent / "files" / "sdn_steps.py").read_text()

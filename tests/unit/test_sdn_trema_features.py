@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from labctl.bundles.sdn_controller.checks import trema_features
 from labctl.bundles.sdn_controller.files.controller import rest, slices
 

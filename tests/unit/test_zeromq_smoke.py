@@ -7,8 +7,6 @@ import shlex
 from typing import Any
 
 import pytest
-
-from labctl.checks.base import CheckFailed, CheckSkipped, Context, Result
 from labctl.bundles.zeromq.checks import (
     endpoint,
     parse_reports,
@@ -18,6 +16,8 @@ from labctl.bundles.zeromq.checks import (
     shared_queue,
     sync_pub_sub,
 )
+
+from labctl.checks.base import CheckFailed, CheckSkipped, Context, Result
 from tests.unit.conftest import FakeRunner, MakeCtx, lab_host_vars, role_fact
 
 GROUPS = {"zeromq": ["a", "b"]}

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl.checks.base import CheckFailed, Context, check
+
 from ...nat_gateway.checks.iptables import forwards_from_rules
 
 SERVICE = "mongrel2"

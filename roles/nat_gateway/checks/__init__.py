@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl.checks.base import CheckFailed, CheckSkipped, Context, Result, check
+
 from .iptables import COMMENT, Rule, forwards_from_rules, option, parse_counted_rules
 
 SERVICE = "nat_gateway"

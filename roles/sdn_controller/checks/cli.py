@@ -3,7 +3,7 @@
     labctl sdn [-f LAB.yml | --name LAB] [--url URL] [--host HOST] ACTION ...
 
 The API URL is the controller host's address from the topology and the REST port its role resolved
-(labctl.checks.sdn_controller.rest_url: never a URL the host reports), unless --url is given.
+(labctl.bundles.sdn_controller.checks.rest_url: never a URL the host reports), unless --url is given.
 Results are printed as JSON; writes print nothing (the API answers 202 without a body, as Trema's does).
 """
 
@@ -19,8 +19,9 @@ from typing import Any
 from labctl.checks.base import CheckFailed
 from labctl.cli_args import lab_args
 from labctl.errors import LabError
-from .client import SdnApiError, SdnClient
+
 from ..files.controller.filters import REST_FIELDS
+from .client import SdnApiError, SdnClient
 
 GROUP = "sdn_controller"
 
@@ -138,8 +139,9 @@ def api_url(args: argparse.Namespace) -> str:
     if args.url:
         return str(args.url)
     from labctl.checks.context import context_for
-    from . import rest_url
     from labctl.lifecycle import lab  # late: only needed when the URL comes from a lab
+
+    from . import rest_url
 
     topo, state = lab.resolve(args.file, args.name)
     running = lab.require(topo, state)
