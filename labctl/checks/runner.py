@@ -3,35 +3,29 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import pkgutil
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
+from labctl import bundles
 from labctl.checks import base, user
 from labctl.checks.base import Check, CheckFailed, CheckResult, CheckSkipped, Context
 from labctl.checks.userchecks import UserCheck
 from labctl.errors import LabError
 from labctl.lifecycle import journal
 
-_FRAMEWORK = {"base", "context", "runner"}
-
 
 def service_modules() -> dict[str, ModuleType]:
-    """SERVICE name -> module, for every labctl/checks/<service>.py."""
-    import labctl.checks as pkg
-
-    out: dict[str, ModuleType] = {}
-    for info in pkgutil.iter_modules(pkg.__path__):
-        if info.name in _FRAMEWORK or info.name.startswith("_") or info.ispkg:
-            continue
+    """SERVICE name -> checks package, for every role that has one (roles/<role>/checks/, found through
+    :mod:`labctl.bundles`)."""
+    out: dict[str, ModuleType] = {user.SERVICE: user}  # the topology's own checks
+    for role in bundles.names():
         try:
-            module = importlib.import_module(f"labctl.checks.{info.name}")
+            module = bundles.checks(role)
         except Exception as exc:  # a broken check module must not hide the others
-            raise LabError(f"smoke module labctl/checks/{info.name}.py does not load: {exc!r}") from None
+            raise LabError(f"smoke module roles/{role}/checks does not load: {exc!r}") from None
         if hasattr(module, "SERVICE"):
             out[module.SERVICE] = module
     return out
@@ -56,8 +50,25 @@ def run_checks(
             raise LabError(
                 f"--only: no smoke checks for service {name!r}. Fix: use one of: {', '.join(sorted(modules))}."
             )
+    slots, todo = _plan(ctx, modules, only)
+    _Scheduler(ctx, todo, slots, on_result, workers).run()
+    results = [r for r in slots if r is not None]
+    if not only or user.SERVICE in only:  # the topology's own checks, after the roles', in their order
+        for uc in user_checks:
+            results.append(run_one(ctx, user.as_check(uc), list(uc.hosts), None, on_result))
+    return results
+
+
+_Todo = dict[str, list[tuple[int, Check, ModuleType, list[str]]]]  # service -> (slot, check, module, hosts)
+
+
+def _plan(
+    ctx: Context, modules: dict[str, ModuleType], only: list[str] | None
+) -> tuple[list[CheckResult | None], _Todo]:
+    """A slot per result in registration order (filled now for a check skipped for want of hosts) and,
+    per service, the checks to run with their slot."""
     slots: list[CheckResult | None] = []
-    todo: dict[str, list[tuple[int, base.Check, ModuleType, list[str]]]] = {}
+    todo: _Todo = {}
     for chk in base.registered():
         module = modules.get(chk.service)
         if module is None or (only and chk.service not in only):
@@ -70,57 +81,73 @@ def run_checks(
             continue
         todo.setdefault(chk.service, []).append((len(slots), chk, module, hosts))
         slots.append(None)
-    fork = getattr(ctx.runner, "fork", None)
-    done: queue.Queue[BaseException | None] = queue.Queue()
+    return slots, todo
 
-    def service(name: str) -> None:
-        sctx = dataclasses.replace(ctx, runner=fork()) if fork else ctx
+
+class _Scheduler:
+    """Runs each service's checks in a thread of its own (at most ``workers`` at once; one when the
+    runner cannot fork), a service after those in its ``AFTER``; emits the results in slot order."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        todo: _Todo,
+        slots: list[CheckResult | None],
+        on_result: Callable[[CheckResult], None],
+        workers: int,
+    ) -> None:
+        self.ctx, self.todo, self.slots, self.on_result = ctx, todo, slots, on_result
+        self.fork = getattr(ctx.runner, "fork", None)
+        self.workers = workers if self.fork else 1
+        self.done: queue.Queue[BaseException | None] = queue.Queue()
+        self.after = {
+            name: {a for a in getattr(todo[name][0][2], "AFTER", ()) if a in todo and a != name} for name in todo
+        }
+        self.emitted = 0
+
+    def service(self, name: str) -> None:
+        sctx = dataclasses.replace(self.ctx, runner=self.fork()) if self.fork else self.ctx
         try:
-            for index, chk, module, hosts in todo[name]:
-                slots[index] = run_one(sctx, chk, hosts, getattr(module, "UNIT", None), _ignore)
-                done.put(None)
+            for index, chk, module, hosts in self.todo[name]:
+                self.slots[index] = run_one(sctx, chk, hosts, getattr(module, "UNIT", None), _ignore)
+                self.done.put(None)
         except BaseException as exc:  # handed to the caller's thread
-            done.put(exc)
+            self.done.put(exc)
         finally:
-            if sctx is not ctx:
+            if sctx is not self.ctx:
                 sctx.runner.close()
-            done.put(None)  # wakes the scheduler: this service is over
+            self.done.put(None)  # wakes the scheduler: this service is over
 
-    after = {name: {a for a in getattr(todo[name][0][2], "AFTER", ()) if a in todo and a != name} for name in todo}
-    emitted = 0
-    finished: set[str] = set()
-    started: dict[str, threading.Thread] = {}
+    def emit(self) -> None:
+        while self.emitted < len(self.slots) and self.slots[self.emitted] is not None:
+            self.on_result(self.slots[self.emitted])  # type: ignore[arg-type]
+            self.emitted += 1
 
-    def emit() -> None:
-        nonlocal emitted
-        while emitted < len(slots) and slots[emitted] is not None:
-            on_result(slots[emitted])  # type: ignore[arg-type]
-            emitted += 1
-
-    while True:
-        finished |= {n for n, t in started.items() if not t.is_alive()}
+    def ready(self, started: dict[str, threading.Thread], finished: set[str]) -> list[str]:
         running = len(started) - len(finished)
-        ready = [n for n in todo if n not in started and after[n] <= finished]
-        if not ready and not running and len(started) < len(todo):  # a cycle in AFTER: break it
-            ready = [next(n for n in todo if n not in started)]
-        for name in ready[: max(0, (workers if fork else 1) - running)]:
-            started[name] = threading.Thread(target=service, args=(name,), name=f"smoke-{name}", daemon=True)
-            started[name].start()
-        emit()
-        if len(finished) == len(todo):
-            break
-        try:
-            failure = done.get(timeout=0.2)
-        except queue.Empty:
-            continue
-        if failure is not None:
-            raise failure
-    emit()
-    results = [r for r in slots if r is not None]
-    if not only or user.SERVICE in only:  # the topology's own checks, after the roles', in their order
-        for uc in user_checks:
-            results.append(run_one(ctx, user.as_check(uc), list(uc.hosts), None, on_result))
-    return results
+        ready = [n for n in self.todo if n not in started and self.after[n] <= finished]
+        if not ready and not running and len(started) < len(self.todo):  # a cycle in AFTER: break it
+            ready = [next(n for n in self.todo if n not in started)]
+        return ready[: max(0, self.workers - running)]
+
+    def run(self) -> None:
+        finished: set[str] = set()
+        started: dict[str, threading.Thread] = {}
+        while True:
+            finished |= {n for n, t in started.items() if not t.is_alive()}
+            for name in self.ready(started, finished):
+                started[name] = threading.Thread(target=self.service, args=(name,), name=f"smoke-{name}", daemon=True)
+                started[name].start()
+            self.emit()
+            if len(finished) == len(self.todo):
+                break
+            try:
+                failure = self.done.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if failure is not None:
+                raise failure
+        self.emit()
 
 
 def _ignore(_res: CheckResult) -> None:

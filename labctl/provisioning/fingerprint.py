@@ -24,6 +24,7 @@ import yaml
 from labctl import yamlload
 
 SKIP_PARTS = {"__pycache__", ".pytest_cache", ".molecule", ".cache"}
+ROLE_CHECKS = "checks/"  # a role's smoke checks (labctl.bundles): run by labctl, not part of a converge
 # a role that ships files from outside itself names them in its defaults as "{{ role_path }}/../../X"
 _OUTSIDE = re.compile(r"\{\{\s*role_path\s*\}\}/((?:\.\./)+[\w./-]+)")
 MAX_NAMED = 3  # files or variables named in a reason before "and N more"
@@ -110,6 +111,8 @@ def role_files(directory: Path) -> dict[str, str]:
     """Relative path -> digest of every file of the role, plus what its defaults ship from outside it."""
     out: dict[str, str] = {}
     _tree(directory, "", out)
+    for rel in [r for r in out if r.startswith(ROLE_CHECKS)]:  # labctl's side: Ansible never ships it
+        del out[rel]
     defaults = directory / "defaults" / "main.yml"
     if defaults.is_file():
         for rel in _OUTSIDE.findall(defaults.read_text()):

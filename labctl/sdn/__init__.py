@@ -1,1 +1,2 @@
-"""The SDN sliceable switch: the controller shipped to the host (controller/) and its client (client.py, cli.py)."""
+"""Moved to the sdn_controller role's bundle (roles/sdn_controller/). Kept only until labctl/cli.py calls
+:func:`labctl.checks.bundles.add_cli_extensions`; delete then."""

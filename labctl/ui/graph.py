@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labctl import paths, yamlload
+from labctl.checks import bundles
 from labctl.errors import LabError
 from labctl.lifecycle import lab
 from labctl.lifecycle.lab import Lab
@@ -52,7 +53,6 @@ def role_default(role: str, name: str) -> Any:
 
 def topology_model(topo: Topology) -> Model:
     """The model from the topology alone (forwards and slices from its vars, else the roles' defaults)."""
-    groups = topo.group_hosts()
     model = Model(
         lab=topo.name,
         networks={n.name: str(n.subnet) for n in topo.networks.values()},
@@ -62,14 +62,12 @@ def topology_model(topo: Topology) -> Model:
             for h in topo.hosts.values()
         ],
     )
-    for gw in groups.get("nat_gateway", []):
-        forwards = topo.hostvars(gw).get("nat_gateway_forwards", role_default("nat_gateway", "nat_gateway_forwards"))
-        model.forwards[gw] = [dict(f) for f in forwards or []]
-    for ctl in groups.get("sdn_controller", []):
-        slices = topo.hostvars(ctl).get(
-            "sdn_controller_slices", role_default("sdn_controller", "sdn_controller_slices")
-        )
-        model.slices[ctl] = [dict(s) for s in slices or []]
+    for h in topo.hosts.values():  # what the roles' bundles draw: a gateway's forwards, a controller's slices
+        notes = bundles.graph_notes(topo, h.name)
+        if "forwards" in notes:
+            model.forwards[h.name] = notes["forwards"]
+        if "slices" in notes:
+            model.slices[h.name] = notes["slices"]
     return model
 
 
@@ -85,7 +83,7 @@ def build(running: Lab) -> Model:
     for gw in model.forwards:
         if states.get(gw) == "running":
             with contextlib.suppress(LabError):  # unreachable: keep the topology's forwards
-                model.forwards[gw] = lab.host_details(running, gw).get("forwards", model.forwards[gw])
+                model.forwards[gw] = bundles.host_details(running, gw).get("forwards", model.forwards[gw])
     return model
 
 

@@ -134,14 +134,11 @@ def labs_table(labs: list[dict[str, Any]]) -> None:
 
 
 def forwards_table(host: str, forwards: list[dict[str, Any]]) -> None:
-    table = Table(title=f"port forwards on {host}", title_justify="left")
-    for col in ("name", "protocol", "listen", "to"):
-        table.add_column(col)
-    for f in forwards:
-        to = f"{f.get('to_host') or f.get('to_address')}:{f['to_port']}"
-        listen = f"{f.get('address') or '*'}:{f['port']}"
-        table.add_row(escape(str(f["name"])), escape(str(f["protocol"])), escape(listen), escape(to))
-    out.print(table)
+    """Kept for the status verb until it calls :func:`labctl.checks.bundles.show_details`: the roles'
+    bundles print their own details."""
+    from labctl.checks import bundles
+
+    bundles.show_details(host, {"forwards": forwards})
 
 
 def impairments_table(rows: list[dict[str, Any]]) -> None:

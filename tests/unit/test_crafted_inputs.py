@@ -727,7 +727,7 @@ def test_every_yaml_reader_uses_the_bounded_loader() -> None:
 def test_a_host_reported_prefix_lists_no_whole_subnet(ip: str, prefix: int, free: str) -> None:
     """The sdn smoke picks an unused address near an emulated host from the prefix the host reports
     (data): a /1 listed two billion addresses before; now a bounded number are tried, from the top."""
-    from labctl.checks.sdn_controller import Sdn
+    from labctl.bundles.sdn_controller.checks import Sdn
 
     sdn = object.__new__(Sdn)
     sdn.hosts = {"h1": {"ip": ip, "prefix": prefix}, "h2": {"ip": "198.18.212.255", "prefix": 24}}

@@ -7,11 +7,11 @@ import argparse
 from typing import Any
 
 import pytest
+from labctl.bundles.sdn_controller import checks as sdn_controller
+from labctl.bundles.sdn_controller.checks import cli as sdn_cli
 
-from labctl.checks import sdn_controller
 from labctl.checks.base import CheckFailed, Context
 from labctl.errors import LabError
-from labctl.sdn import cli as sdn_cli
 from tests.unit.conftest import FakeRunner, MakeCtx, lab_host_vars, role_fact
 
 GROUPS = {"sdn_controller": ["sdn"]}

@@ -6,9 +6,7 @@ import json
 from typing import Any
 
 import pytest
-
-from labctl.checks.base import FACTS_DIR, CheckFailed, CheckSkipped, Context, Result
-from labctl.checks.memcached import (
+from labctl.bundles.memcached.checks import (
     NOTEBOOK_OUTPUT,
     WORKDIR,
     Endpoint,
@@ -22,6 +20,8 @@ from labctl.checks.memcached import (
     stats_delta,
     verify_spread,
 )
+
+from labctl.checks.base import FACTS_DIR, CheckFailed, CheckSkipped, Context, Result
 from tests.unit.conftest import FakeRunner, MakeCtx, lab_host_vars, role_fact
 
 MEMCSTAT = """Server: 198.18.60.10 (11211)
@@ -257,7 +257,7 @@ def test_service_status_fails_on_a_dead_memcached_service() -> None:
 
 
 def test_mem_test2_fetches_may_come_back_in_any_order_but_nothing_else_may_differ() -> None:
-    from labctl.checks.memcached import NOTEBOOK_OUTPUT, same_as_notebook
+    from labctl.bundles.memcached.checks import NOTEBOOK_OUTPUT, same_as_notebook
 
     out = NOTEBOOK_OUTPUT
     as_served = [*out[:3], out[4], out[5], out[3], *out[6:]]

@@ -1,7 +1,7 @@
 """The client-side session script and the smoke verdict agree (no server here: a fake pymongo).
 
-labctl/checks/files/mongodb_session.py runs on a lab client with Debian's pymongo; its JSON output
-is judged by labctl.checks.mongodb.check_session on the controller. This runs the script's session
+roles/mongodb/checks/files/mongodb_session.py runs on a lab client with Debian's pymongo; its JSON output
+is judged by labctl.bundles.mongodb.checks.check_session on the controller. This runs the script's session
 against an in-memory fake collection (BSON-like: naive UTC datetimes with millisecond precision,
 binary as bytes, ObjectIds) and feeds its output to the verdict.
 """
@@ -18,8 +18,7 @@ import types
 from typing import Any
 
 import pytest
-
-from labctl.checks import mongodb
+from labctl.bundles.mongodb import checks as mongodb
 
 _ids = itertools.count(1)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from labctl.bundles.mongodb import checks as mongodb
 
-from labctl.checks import mongodb
 from labctl.checks.base import CheckFailed, CheckSkipped, Context
 from tests.unit.conftest import FakeRunner, MakeCtx, lab_host_vars, role_fact
 

@@ -7,8 +7,8 @@ import json
 import shlex
 
 import pytest
+from labctl.bundles.mongrel2 import checks as smoke
 
-from labctl.checks import mongrel2 as smoke
 from labctl.checks.base import FACTS_DIR, CheckFailed, Context, Result
 
 STATIC = "Hello from Mongrel2 on web.\n"

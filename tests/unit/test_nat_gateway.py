@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from labctl.bundles.nat_gateway import checks as ng
 
-from labctl.checks import nat_gateway as ng
 from labctl.checks.base import CheckFailed, CheckSkipped, Context, Result
 from tests.unit.conftest import FakeRunner, MakeCtx
 

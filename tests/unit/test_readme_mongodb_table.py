@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PORT = ROOT / "labctl" / "checks" / "files" / "mongodb_test.c"
+PORT = ROOT / "roles" / "mongodb" / "checks" / "files" / "mongodb_test.c"
 
 # Every legacy-driver name the notebook's mongodb_test.c uses (its MONGO_CONN_BAD_ARG line is commented out).
 NOTEBOOK_LEGACY = [

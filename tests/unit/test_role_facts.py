@@ -42,8 +42,8 @@ DEFAULT_LAB_FORWARDS = yaml.safe_load(paths.DEFAULT_LAB.read_text())["groups"]["
 # What the interpreter on a Debian 12 host answers the swig role.
 PYTHON_PATHS = {"stdout": '{"include": "/usr/include/python3.11", "site": "/usr/lib/python3/dist-packages"}'}
 
-# The keys each role's checks (labctl/checks/*.py, labctl/sdn/*.py) read from its fact, found in their source.
-CHECK_SOURCES = sorted((paths.PACKAGE_DIR / "checks").glob("*.py")) + sorted((paths.PACKAGE_DIR / "sdn").glob("*.py"))
+# The keys each role's checks (roles/*/checks/*.py, the bundles) read from its fact, found in their source.
+CHECK_SOURCES = sorted(paths.ROLES_DIR.glob("*/checks/*.py"))
 READ_BY_CHECKS = fact_reads(CHECK_SOURCES)
 # Keys no check reads today that the facts keep for their readers (the role READMEs list them).
 KEPT_FOR_READERS = {"memcached": {"server", "client"}, "mongodb": {"server"}}

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
+from labctl.bundles.sdn_controller.files.controller import rest, slices
 
 from labctl import cli
-from labctl.sdn.controller import rest, slices
 
 
 class _Quiet(WSGIRequestHandler):

@@ -1,12 +1,12 @@
-"""Packet filters of the sliceable switch (labctl/sdn/controller/filters.py): Trema's input rules and matching."""
+"""Packet filters of the sliceable switch (roles/sdn_controller/files/controller/filters.py):
+Trema's input rules and matching."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-
-from labctl.sdn.controller import filters as fl
+from labctl.bundles.sdn_controller.files.controller import filters as fl
 
 SLICES = {"network-1": 1}
 

@@ -1,4 +1,4 @@
-"""The sliceable switch's REST API (labctl/sdn/controller/rest.py), called as a plain WSGI app."""
+"""The sliceable switch's REST API (roles/sdn_controller/files/controller/rest.py), called as a plain WSGI app."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import json
 from typing import Any
 
 import pytest
-
-from labctl.sdn.controller import rest, slices
+from labctl.bundles.sdn_controller.files.controller import rest, slices
 
 
 class Client:

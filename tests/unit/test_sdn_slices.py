@@ -1,4 +1,5 @@
-"""Slice logic of the sliceable switch (labctl/sdn/controller/slices.py): Trema's tables, lookup, options, flooding."""
+"""Slice logic of the sliceable switch (roles/sdn_controller/files/controller/slices.py):
+Trema's tables, lookup, options, flooding."""
 
 from __future__ import annotations
 
@@ -6,9 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-
-from labctl.sdn.controller import filters as fl
-from labctl.sdn.controller import slices as sl
+from labctl.bundles.sdn_controller.files.controller import filters as fl
+from labctl.bundles.sdn_controller.files.controller import slices as sl
 
 DP = 1
 H1, H2, H3, H4, H5, X = (f"02:00:00:00:00:0{i}" for i in (1, 2, 3, 4, 5, 9))

@@ -1,4 +1,4 @@
-"""labctl/checks/files/sdn_steps.py, the sdn checks' batch program, run as they run it (python3 - STEPS)
+"""roles/sdn_controller/checks/files/sdn_steps.py, the sdn checks' batch program, run as they run it (python3 - STEPS)
 against a real HTTP server on a local socket: results in order, a REST status the batch did not expect
 ends it there, an API that does not answer is status 0, waits poll until true or time out."""
 
@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from labctl.bundles.sdn_controller import checks as sdn_checks
 
-import labctl.checks
-
-PROGRAM = (Path(labctl.checks.__file__).parent / "files" / "sdn_steps.py").read_text()
+PROGRAM = (Path(sdn_checks.__file__).parent / "files" / "sdn_steps.py").read_text()
 
 
 class _Api(BaseHTTPRequestHandler):

@@ -1,4 +1,4 @@
-"""Every scenario of Trema's REST feature files (labctl/sdn/trema_rest_if.json) against the WSGI app.
+"""Every scenario of Trema's REST feature files (roles/sdn_controller/checks/trema_rest_if.json) against the WSGI app.
 
 The same table runs against the live controller in the smoke check "REST API is Trema's" (Molecule
 scenario sdn_controller).
@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from labctl.sdn import trema_features
-from labctl.sdn.controller import rest, slices
+from labctl.bundles.sdn_controller.checks import trema_features
+from labctl.bundles.sdn_controller.files.controller import rest, slices
 
 TABLE = trema_features.load_table()
 SCENARIOS = TABLE["scenarios"]

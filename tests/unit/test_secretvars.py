@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
+from labctl.bundles.memcached import checks as memcached
 
 from labctl import paths
-from labctl.checks import memcached
 from labctl.checks.base import CheckFailed
 from labctl.errors import LabError
 from labctl.hostside import setaside

@@ -7,8 +7,10 @@ import types
 from collections.abc import Iterator
 
 import pytest
+from labctl.bundles.memcached import checks as memcached
+from labctl.bundles.mongodb import checks as mongodb
 
-from labctl.checks import base, memcached, mongodb, runner
+from labctl.checks import base, runner
 from labctl.checks.base import CheckFailed, CheckSkipped, Context, Need, Result, Tool, command, resolve
 from tests.unit.conftest import FakeRunner, MakeCtx
 

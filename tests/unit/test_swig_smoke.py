@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 import pytest
+from labctl.bundles.swig import checks as swig
 
-from labctl.checks import swig
 from labctl.checks.base import CheckFailed, CheckSkipped, Context
 from tests.unit.conftest import FakeRunner, MakeCtx, lab_host_vars, role_fact
 

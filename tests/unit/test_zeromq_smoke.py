@@ -7,9 +7,7 @@ import shlex
 from typing import Any
 
 import pytest
-
-from labctl.checks.base import CheckFailed, CheckSkipped, Context, Result
-from labctl.checks.zeromq import (
+from labctl.bundles.zeromq.checks import (
     endpoint,
     parse_reports,
     req_rep,
@@ -18,6 +16,8 @@ from labctl.checks.zeromq import (
     shared_queue,
     sync_pub_sub,
 )
+
+from labctl.checks.base import CheckFailed, CheckSkipped, Context, Result
 from tests.unit.conftest import FakeRunner, MakeCtx, lab_host_vars, role_fact
 
 GROUPS = {"zeromq": ["a", "b"]}

@@ -1,1 +1,1 @@
-../../../labctl/checks/files/mongodb_test.c
+../checks/files/mongodb_test.c

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from labctl.checks.base import CheckFailed, CheckSkipped, Context, Result, check
-from labctl.netops.iptables import COMMENT, Rule, forwards_from_rules, option, parse_counted_rules
+
+from .iptables import COMMENT, Rule, forwards_from_rules, option, parse_counted_rules
 
 SERVICE = "nat_gateway"
 GROUP = "nat_gateway"
@@ -422,55 +423,73 @@ def _logged(ctx: Context, gw: Gateway, rule: dict[str, Any], client: str, target
 def filtered(ctx: Context) -> str:
     tested = 0
     shown = ""
+    networks = {n for addrs in ctx.addresses.values() for n in addrs}
     for gw in _gateways(ctx):
         _need(gw)
-        rules = [
-            r
-            for r in gw.fact["filter_rules"]
-            if (r.get("protocol") or "") == "tcp"
-            and r.get("destination_port")
-            and (r.get("jump") or "DROP") in ("DROP", "REJECT")
-        ]
+        rules = _blocking_tcp_rules(gw)
         blocked = {int(r["destination_port"]) for r in rules}
-        networks = {n for addrs in ctx.addresses.values() for n in addrs}
         for rule in rules:
-            client = _pick(ctx, gw.inside_hosts, gw.inside_net, rule.get("source"), networks)
-            server_host = _pick(ctx, gw.outside_hosts, gw.outside_net, rule.get("destination"), networks)
-            if client is None or server_host is None:
+            logged = _exercise_filter(ctx, gw, rule, blocked, networks, show_log=not shown)
+            if logged is None:
                 continue
-            port = int(rule["destination_port"])
-            passing = next(p for p in range(port + 1, port + 100) if p not in blocked)
-            target = ctx.address(server_host, gw.outside_net)
-            comment = f"{COMMENT} filter {rule['name']}"
-            counter = Counters(ctx, gw.host, "FORWARD", [comment + " log", comment] if rule.get("log") else [comment])
-            with _server(ctx, server_host, [port, passing]) as srv:
-                dropped = _connect(ctx, client, target, port, timeout=3)
-                passed = _connect(ctx, client, target, passing, timeout=5)
-                conns = srv.connections(ctx)
-            want = "timeout" if (rule.get("jump") or "DROP") == "DROP" else "refused"
-            if dropped.stdout.strip() != want or any(p == port for _, p in conns):
-                raise CheckFailed(
-                    f"{client} -> {target}:{port} should be {rule.get('jump') or 'DROP'}ped by {gw.host} "
-                    f"(expected {want!r}), got {dropped.stdout.strip()!r}",
-                    dropped.command,
-                    f"{dropped.output}\nserver log: {conns}",
-                )
-            reply = passed.stdout.strip().split()
-            if passed.exited != 0 or len(reply) != 4 or reply[1] != srv.token:
-                raise CheckFailed(
-                    f"{client} -> {target}:{passing} (not filtered) should pass but did not",
-                    passed.command,
-                    passed.output,
-                )
-            counter.grown(f"filter rule {rule['name']}")
-            if rule.get("log"):
-                if "-j LOG" not in (log := counter.rule(comment + " log")).spec:
-                    raise CheckFailed(f"{gw.host}: {comment + ' log'!r} is not a LOG rule", "", log.spec)
-                shown = shown or f"{gw.host} logged: {_logged(ctx, gw, rule, client, target, port)}"
+            shown = shown or logged
             tested += 1
     if not tested:
         raise CheckSkipped("no TCP filter rule with a destination port that a lab host pair can exercise")
     return shown or f"{tested} filter rule(s) drop and pass as configured (none logs)"
+
+
+def _blocking_tcp_rules(gw: Gateway) -> list[dict[str, Any]]:
+    """The gateway's TCP filter rules with a destination port that drop or reject."""
+    return [
+        r
+        for r in gw.fact["filter_rules"]
+        if (r.get("protocol") or "") == "tcp"
+        and r.get("destination_port")
+        and (r.get("jump") or "DROP") in ("DROP", "REJECT")
+    ]
+
+
+def _exercise_filter(
+    ctx: Context, gw: Gateway, rule: dict[str, Any], blocked: set[int], networks: set[str], show_log: bool
+) -> str | None:
+    """Prove one filter rule: its port is dropped or refused, the next free port passes, its counter
+    grows (and its LOG rule logs). None when no lab host pair can exercise it; else what was logged
+    (read only when show_log; empty when the rule does not log)."""
+    client = _pick(ctx, gw.inside_hosts, gw.inside_net, rule.get("source"), networks)
+    server_host = _pick(ctx, gw.outside_hosts, gw.outside_net, rule.get("destination"), networks)
+    if client is None or server_host is None:
+        return None
+    port = int(rule["destination_port"])
+    passing = next(p for p in range(port + 1, port + 100) if p not in blocked)
+    target = ctx.address(server_host, gw.outside_net)
+    comment = f"{COMMENT} filter {rule['name']}"
+    counter = Counters(ctx, gw.host, "FORWARD", [comment + " log", comment] if rule.get("log") else [comment])
+    with _server(ctx, server_host, [port, passing]) as srv:
+        dropped = _connect(ctx, client, target, port, timeout=3)
+        passed = _connect(ctx, client, target, passing, timeout=5)
+        conns = srv.connections(ctx)
+    want = "timeout" if (rule.get("jump") or "DROP") == "DROP" else "refused"
+    if dropped.stdout.strip() != want or any(p == port for _, p in conns):
+        raise CheckFailed(
+            f"{client} -> {target}:{port} should be {rule.get('jump') or 'DROP'}ped by {gw.host} "
+            f"(expected {want!r}), got {dropped.stdout.strip()!r}",
+            dropped.command,
+            f"{dropped.output}\nserver log: {conns}",
+        )
+    reply = passed.stdout.strip().split()
+    if passed.exited != 0 or len(reply) != 4 or reply[1] != srv.token:
+        raise CheckFailed(
+            f"{client} -> {target}:{passing} (not filtered) should pass but did not",
+            passed.command,
+            passed.output,
+        )
+    counter.grown(f"filter rule {rule['name']}")
+    if not rule.get("log"):
+        return ""
+    if "-j LOG" not in (log := counter.rule(comment + " log")).spec:
+        raise CheckFailed(f"{gw.host}: {comment + ' log'!r} is not a LOG rule", "", log.spec)
+    return f"{gw.host} logged: {_logged(ctx, gw, rule, client, target, port)}" if show_log else ""
 
 
 _BEYOND = "198.51.100.1"  # TEST-NET-2: an address outside every lab network (RFC 5737)

@@ -2,7 +2,8 @@
 
 The scenarios are those of trema/apps ``sliceable_switch/features/rest_if_{networks,ports,filters}.feature``
 (networks, ports, MAC attachments, port attachments, filters), converted to ``trema_rest_if.json``
-beside this module by ``python -m labctl.sdn.trema_features convert FEATURES_DIR > trema_rest_if.json``.
+beside this module by
+``python -m labctl.bundles.sdn_controller.checks.trema_features convert FEATURES_DIR > trema_rest_if.json``.
 A scenario is a list of steps:
 
     {"step": "reset"}                                Given the REST interface for sliceable_switch

@@ -3,7 +3,7 @@
 The controller's address, bridge and emulated hosts come from the role's fact
 (``ctx.fact(host, "sdn_controller")``). Which hosts should reach each other is computed from the
 controller's live slices (read over its REST API) with the same slice function the controller runs
-(labctl.sdn.controller.slices), and then proven with ping.
+(files/controller/slices.py), and then proven with ping.
 Checks that change slices or options put everything back and verify the state is as they found it.
 """
 
@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from labctl.checks.base import CheckFailed, CheckSkipped, Context, check
-from labctl.sdn import trema_features
-from labctl.sdn.controller import slices as sl
+
+from ..files.controller import slices as sl
+from . import trema_features
 
 SERVICE = "sdn_controller"
 GROUP = "sdn_controller"
@@ -493,7 +494,7 @@ def trema_rest(ctx: Context) -> str:
         if failed:
             raise CheckFailed(
                 f"{sdn.host}: {len(failed)} of {len(results)} Trema REST scenarios fail",
-                "python3 - run URL TABLE (labctl/sdn/trema_features.py)",
+                "python3 - run URL TABLE (roles/sdn_controller/checks/trema_features.py)",
                 "\n".join(failed),
             )
         matrix = _matrix(sdn, sdn.table_of(before))

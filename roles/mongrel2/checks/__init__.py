@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from labctl.checks.base import CheckFailed, Context, check
-from labctl.netops.iptables import forwards_from_rules
+
+from ...nat_gateway.checks.iptables import forwards_from_rules
 
 SERVICE = "mongrel2"
 GROUP = "mongrel2"

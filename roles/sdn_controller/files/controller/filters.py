@@ -360,6 +360,34 @@ def from_rest(data: Any, slice_number: Callable[[str], int | None], new_id: Call
     given = {k: v for k, v in data.items() if v is not None}
     build_ofp = "ofp_wildcards" not in given
     ofp_wc = 0 if build_ofp else _wildcard_value(given["ofp_wildcards"], "ofp_wildcards", 22, string_to_ofp_wildcards)
+    values, ofp_wc = _match_values(given, build_ofp, ofp_wc)
+
+    build_wc = "wildcards" not in given
+    wc = 0 if build_wc else _wildcard_value(given["wildcards"], "wildcards", 2, string_to_wildcards)
+    dpid = number(given["in_datapath_id"], "in_datapath_id", 64) if "in_datapath_id" in given else 0
+    if "in_datapath_id" not in given and build_wc:
+        wc |= WILDCARD_IN_DATAPATH_ID
+    number_of_slice = _slice_of(given, slice_number)
+    if not given.get("slice") and build_wc:  # no slice: any slice
+        wc |= WILDCARD_SLICE
+    action_text = given.get("action", "DENY")
+    if not isinstance(action_text, str) or action_text.upper() not in ACTIONS:
+        raise FilterError(f"action must be ALLOW, DENY or LOCAL, got {action_text!r}")
+    return Filter(
+        priority=number(given["priority"], "priority", 16) if "priority" in given else 0,
+        ofp_wildcards=ofp_wc,
+        wildcards=wc,
+        in_datapath_id=dpid,
+        slice_number=number_of_slice,
+        action=ACTIONS[action_text.upper()],
+        id=parse_filter_id(given["id"]) if "id" in given else new_id(),
+        **values,
+    )
+
+
+def _match_values(given: dict[str, Any], build_ofp: bool, ofp_wc: int) -> tuple[dict[str, int], int]:
+    """The filter's match fields from the POSTed object (0 when absent) and the OpenFlow wildcards with
+    every absent field added (when the wildcards are built, not given)."""
     values: dict[str, int] = {}
     for name, (bits, flag) in _FIELDS.items():
         if name in given:
@@ -381,36 +409,20 @@ def from_rest(data: Any, slice_number: Callable[[str], int | None], new_id: Call
         else:
             values[name] = 0
             ofp_wc |= mask if build_ofp else 0
+    return values, ofp_wc
 
-    build_wc = "wildcards" not in given
-    wc = 0 if build_wc else _wildcard_value(given["wildcards"], "wildcards", 2, string_to_wildcards)
-    dpid = number(given["in_datapath_id"], "in_datapath_id", 64) if "in_datapath_id" in given else 0
-    if "in_datapath_id" not in given and build_wc:
-        wc |= WILDCARD_IN_DATAPATH_ID
-    number_of_slice = 0
+
+def _slice_of(given: dict[str, Any], slice_number: Callable[[str], int | None]) -> int:
+    """The number of the filter's slice (0: no slice given); LookupError for a slice that does not exist."""
     slice_id = given.get("slice", "")
     if not isinstance(slice_id, str):
         raise FilterError(f"slice must be a slice id (string), got {slice_id!r}")
-    if slice_id:
-        found = slice_number(slice_id)
-        if found is None:
-            raise LookupError(f"filter: no slice {slice_id!r}")
-        number_of_slice = found
-    elif build_wc:
-        wc |= WILDCARD_SLICE
-    action_text = given.get("action", "DENY")
-    if not isinstance(action_text, str) or action_text.upper() not in ACTIONS:
-        raise FilterError(f"action must be ALLOW, DENY or LOCAL, got {action_text!r}")
-    return Filter(
-        priority=number(given["priority"], "priority", 16) if "priority" in given else 0,
-        ofp_wildcards=ofp_wc,
-        wildcards=wc,
-        in_datapath_id=dpid,
-        slice_number=number_of_slice,
-        action=ACTIONS[action_text.upper()],
-        id=parse_filter_id(given["id"]) if "id" in given else new_id(),
-        **values,
-    )
+    if not slice_id:
+        return 0
+    found = slice_number(slice_id)
+    if found is None:
+        raise LookupError(f"filter: no slice {slice_id!r}")
+    return found
 
 
 def default_filter() -> Filter:
