@@ -6,7 +6,8 @@ import argparse
 import time
 
 from labctl.cli.common import SubParsers, add_verb
-from labctl.providers import image, vmimage
+from labctl.providers import image
+from labctl.providers.qemu import vmimage
 from labctl.ui import views
 
 
