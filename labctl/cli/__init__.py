@@ -75,12 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_extensions(sub: SubParsers) -> None:
-    """Verbs that belong to one service (e.g. labctl sdn)."""
-    try:
-        from labctl.sdn import cli as sdn_cli
-    except ImportError:
-        return
-    sdn_cli.add_parser(sub)
+    """Verbs that belong to one role, found in the roles' bundles (e.g. labctl sdn)."""
+    from labctl.checks.bundles import add_cli_extensions
+
+    add_cli_extensions(sub)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from labctl.checks import bundles
 from labctl.cli.common import SubParsers, add_verb
 from labctl.cli_args import lab_args
 from labctl.errors import LabError
@@ -59,8 +60,8 @@ def _lab_rows(target: lab.Lab, host: str | None) -> tuple[Rows, dict[str, Any]]:
 
 def _render(name: str, rows: Rows, reproduction: dict[str, Any], host: str | None) -> None:
     views.status_table(name, rows)
-    if rows and rows[0].get("forwards") and host:
-        views.forwards_table(host, rows[0]["forwards"])
+    if rows and host:
+        bundles.show_details(host, rows[0])
     if rows and rows[0].get("impairments") and host:
         views.impairments_table(rows[0]["impairments"])
     if reproduction:

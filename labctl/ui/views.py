@@ -133,14 +133,6 @@ def labs_table(labs: list[dict[str, Any]]) -> None:
     out.print(table)
 
 
-def forwards_table(host: str, forwards: list[dict[str, Any]]) -> None:
-    """Kept for the status verb until it calls :func:`labctl.checks.bundles.show_details`: the roles'
-    bundles print their own details."""
-    from labctl.checks import bundles
-
-    bundles.show_details(host, {"forwards": forwards})
-
-
 def impairments_table(rows: list[dict[str, Any]]) -> None:
     if not rows:
         say("no impairments")
