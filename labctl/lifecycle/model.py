@@ -145,8 +145,10 @@ class Lab:
         if not again and hostkeys.known(path, address):
             return
         read = self.provider_for(host).host_keys(self.name, host)  # type: ignore[attr-defined,unused-ignore]
-        # nothing read (a provider that cannot ask its hosts): trust on first use
-        keys = hostkeys.parse_keys(read, f"host {host!r} of lab {self.name!r}") if read else hostkeys.keyscan(address)
+        if isinstance(read, str):  # the text of the host's public keys (an empty one is refused: no key)
+            keys = hostkeys.parse_keys(read, f"host {host!r} of lab {self.name!r}")
+        else:  # nothing read (the provider base class's empty default: it cannot ask its hosts): trust on first use
+            keys = hostkeys.keyscan(address)
         hostkeys.learn(path, address, keys)
 
     def forget_host_key(self, host: str) -> bool:

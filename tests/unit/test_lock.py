@@ -255,8 +255,8 @@ class _FakeProvider:
         return {h: f"fake.tar#{lab}-{h}" for h in hosts}
 
     # the provider base class's defaults (what a provider without these capabilities does)
-    def host_keys(self, lab: str, host: str) -> str:
-        return ""  # reads no key: the host is trusted on first use
+    def host_keys(self, lab: str, host: str) -> dict[str, str]:
+        return {}  # reads no key: the host is trusted on first use
 
     def package_proxies(self, specs: list[Any]) -> dict[str, str]:
         return {}

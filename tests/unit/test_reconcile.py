@@ -74,8 +74,8 @@ class FakeProvider:
         return {}
 
     # the provider base class's defaults (what a provider without these capabilities does)
-    def host_keys(self, lab: str, host: str) -> str:
-        return ""  # reads no key: the host is trusted on first use
+    def host_keys(self, lab: str, host: str) -> dict[str, str]:
+        return {}  # reads no key: the host is trusted on first use
 
     def package_proxies(self, specs: list[HostSpec]) -> dict[str, str]:
         return {}
