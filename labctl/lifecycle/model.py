@@ -106,7 +106,10 @@ class Lab:
         return {h: self.address(h) for h in self.topo.hosts}
 
     def connection(self, host: str, address: str | None = None) -> Connection:
-        """How labctl reaches the host (address: when the caller already asked the provider)."""
+        """How labctl reaches the host: the resolved lab's when it is resolved, else made from its address
+        (address: when the caller already asked the provider)."""
+        if address is None and self._resolved is not None:
+            return self._resolved.hosts[host].connection
         return connection_for(self.topo, self.state, host, address if address is not None else self.address(host))
 
     def connections(self) -> dict[str, Connection]:
@@ -175,10 +178,13 @@ class Lab:
             with contextlib.suppress(LabError):
                 self.learn_host_key(host)
 
-    def resolve(self) -> ResolvedLab:
-        """Every host's connection, addresses, provider options and variables, and the inventory they make."""
+    def resolve(self, proxies_too: bool = True) -> ResolvedLab:
+        """Every host's connection, addresses, provider options and variables, and the inventory they make.
+
+        proxies_too: ask the providers for the shared package cache's URLs (asking may start the cache:
+        write_config does, a command that only reads the lab does not)."""
         proxies: dict[str, str] = {}
-        for name, specs in self.providers().items():
+        for name, specs in self.providers().items() if proxies_too else ():
             # the hosts that use the shared package cache
             proxies.update(self.backend(name).package_proxies(specs))  # type: ignore[attr-defined,unused-ignore]
         ssh = self.addresses()
@@ -200,8 +206,9 @@ class Lab:
         return self._resolved
 
     def resolved(self) -> ResolvedLab:
-        """The lab resolved once for this command (again after write_config, which resolves it anew)."""
-        return self._resolved or self.resolve()
+        """The lab resolved once for this command (write_config resolves it anew: the hosts may have changed);
+        resolved here first, it names no package cache (labctl_package_proxy, which no check reads)."""
+        return self._resolved or self.resolve(proxies_too=False)
 
     def write_config(self) -> ResolvedLab:
         """Resolve the lab and write what Ansible reads of it: inventory.yml and ansible.cfg."""
