@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from labctl.lifecycle.state import write_atomic
 
 if TYPE_CHECKING:
-    from labctl.lifecycle.lab import Lab
+    from labctl.lifecycle.model import Lab
 
 
 @dataclass(frozen=True)
@@ -51,12 +51,8 @@ def render(hosts: Iterable[SshHost], known_hosts: str) -> str:
 
 
 def lab_hosts(lab: Lab) -> list[SshHost]:
-    """The lab's hosts as ssh sees them (the host's own key for static hosts, else the lab's)."""
-    out = []
-    for name, host in lab.topo.hosts.items():
-        key = str(Path(host.key).expanduser()) if host.key else str(lab.state.key)
-        out.append(SshHost(name, lab.address(name), host.user, key))
-    return out
+    """The lab's hosts as ssh sees them: each host's Connection (labctl.access.connection)."""
+    return [SshHost(name, c.address, c.user, c.key) for name, c in lab.connections().items()]
 
 
 def lab_config(lab: Lab) -> str:

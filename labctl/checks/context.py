@@ -1,28 +1,19 @@
-"""What smoke checks see of a running lab: built from the lab, its inventory variables and a runner."""
+"""What smoke checks see of a running lab: its resolved model (labctl.lifecycle.resolved) and a runner."""
 
 from __future__ import annotations
 
 from labctl.checks.base import Context
 from labctl.lifecycle import kernellog
-from labctl.lifecycle.lab import Lab
-from labctl.provisioning import inventory, inventory_vars
+from labctl.lifecycle.model import Lab
 
 
 def context_for(lab: Lab) -> Context:
     topo = lab.topo
     groups = topo.group_hosts()
     groups["all"] = list(topo.hosts)
-    ssh = lab.addresses()
-    lab_vars = inventory.lab_vars(topo, lab.state)
-    user = inventory_vars.load()
-    hostvars = {}
-    for name in topo.hosts:
-        hv = dict(lab_vars)
-        hv.update(inventory.user_vars(topo, lab.state, name, ssh[name], user))
-        hv.update(inventory.host_vars(topo, lab.state, name, ssh[name]))
-        hv.update(topo.hostvars(name))
-        hostvars[name] = hv
-    addresses = {name: dict(h.addresses) or {"ssh": ssh[name]} for name, h in topo.hosts.items()}
+    resolved = lab.resolved()
+    hostvars = {name: dict(h.variables) for name, h in resolved.hosts.items()}
+    addresses = {name: dict(h.addresses) for name, h in resolved.hosts.items()}
     runner = lab.runner()
 
     def kernel_log(host: str, needle: str) -> list[str]:

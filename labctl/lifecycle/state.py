@@ -6,6 +6,7 @@ written atomically. A lock file beside it keeps two labctl commands off the same
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import ipaddress
 import json
@@ -15,7 +16,7 @@ import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,8 @@ class LabState:
     """Paths of one lab's state. The name is validated: it can only name a directory in the state root."""
 
     name: str
+    # state.json as last read or written by this object, and the file it was (read once per command)
+    _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         validate_lab_name(self.name, "lab state")
@@ -192,8 +195,28 @@ class LabState:
     def exists(self) -> bool:
         return self.state_file.exists()
 
+    def _signature(self) -> tuple[int, int, int] | None:
+        """What tells the state file's versions apart (None when there is none)."""
+        try:
+            info = self.state_file.stat()
+        except OSError:
+            return None
+        return (info.st_ino, info.st_size, info.st_mtime_ns)
+
     def read(self) -> dict[str, Any]:
-        """state.json as labctl wrote it ({} when there is none); any other shape is one LabError."""
+        """state.json as labctl wrote it ({} when there is none); any other shape is one LabError.
+
+        Parsed once: read again, it is the copy kept from the last read or write of this object, unless the
+        file was replaced since (another command, a test)."""
+        sig = self._signature()
+        if sig is not None and self._cache.get("signature") == sig:
+            return copy.deepcopy(self._cache["data"])
+        data = self._parse()
+        if sig is not None:
+            self._cache.update(signature=sig, data=copy.deepcopy(data))
+        return data
+
+    def _parse(self) -> dict[str, Any]:
         try:
             text = _read_bounded(self.state_file, MAX_STATE_BYTES)
         except FileNotFoundError:
@@ -220,7 +243,12 @@ class LabState:
         )
 
     def write(self, data: dict[str, Any]) -> None:
-        write_atomic(self.state_file, json.dumps(data, indent=2, sort_keys=True) + "\n", 0o600)
+        self._cache.clear()
+        text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+        write_atomic(self.state_file, text, 0o600)
+        sig = self._signature()
+        if sig is not None:  # what was written is what the next read gives (no second parse of the file)
+            self._cache.update(signature=sig, data=json.loads(text))
 
     def ensure_dir(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -22,7 +22,8 @@ import yaml
 from labctl import paths, yamlload
 from labctl.errors import LabError, printable
 from labctl.lifecycle import lab as labmod
-from labctl.lifecycle.lab import Lab, Say, _quiet
+from labctl.lifecycle.lab import Lab
+from labctl.lifecycle.parallel import Say, quiet
 from labctl.lifecycle.state import LabState, remove_inside_root, state_root, write_atomic
 from labctl.names import is_host_name, is_lab_name
 from labctl.provisioning import secretvars
@@ -77,7 +78,7 @@ def require_secrets_choice(lab: Lab, with_secrets: bool) -> None:
         )
 
 
-def save(lab: Lab, out: Path, with_secrets: bool = False, say: Say = _quiet) -> SaveReport:
+def save(lab: Lab, out: Path, with_secrets: bool = False, say: Say = quiet) -> SaveReport:
     """Write the running lab into one tar archive at out (see require_secrets_choice for the secrets)."""
     t0 = time.monotonic()
     require_secrets_choice(lab, with_secrets)
@@ -416,7 +417,7 @@ class _Made:
 
 
 def restore(
-    archive: Path, name: str | None = None, say: Say = _quiet, trust: bool = False
+    archive: Path, name: str | None = None, say: Say = quiet, trust: bool = False
 ) -> tuple[Lab, dict[str, Any]]:
     """Make a new lab's hosts from an archive (no package source needed); returns the lab, ready for
     labmod.up, and the manifest. The caller runs up (converge, smoke).

@@ -17,7 +17,8 @@ from typing import Any
 from labctl import paths
 from labctl.access.remote import FabricRunner
 from labctl.errors import LabError
-from labctl.lifecycle.lab import Lab, _parallel
+from labctl.lifecycle.model import Lab
+from labctl.lifecycle.parallel import in_parallel
 from labctl.lifecycle.state import write_atomic
 from labctl.reproduce import lockfile
 from labctl.topology import read_raw
@@ -87,7 +88,7 @@ def collect_hosts(lab: Lab) -> dict[str, lockfile.HostLock]:
         )
 
     try:
-        _parallel(one, list(lab.topo.hosts))
+        in_parallel(one, list(lab.topo.hosts))
     finally:
         conn.close()
     return {h: found[h] for h in lab.topo.hosts}
@@ -180,7 +181,7 @@ def unavailable(lab: Lab, locked: lockfile.Lock) -> tuple[list[Unavailable], lis
             notes.append(f"{host}: {len(elsewhere)} package(s) come from {', '.join(sites)}, a source a role adds")
 
     try:
-        _parallel(one, [h for h in lab.topo.hosts if h in locked.hosts])
+        in_parallel(one, [h for h in lab.topo.hosts if h in locked.hosts])
     finally:
         conn.close()
     return sorted(missing, key=lambda u: (u.host, u.package)), notes

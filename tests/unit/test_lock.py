@@ -255,6 +255,16 @@ class _FakeProvider(Provider):
         (dest / "fake.tar").write_text("layers")
         return {h: f"fake.tar#{lab}-{h}" for h in hosts}
 
+    # the provider base class's defaults (what a provider without these capabilities does)
+    def host_keys(self, lab: str, host: str) -> dict[str, str]:
+        return {}  # reads no key: the host is trusted on first use
+
+    def package_proxies(self, specs: list[Any]) -> dict[str, str]:
+        return {}
+
+    def key_at_create(self, spec: object) -> bool:
+        return False
+
 
 def _saveable_lab(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret: bool

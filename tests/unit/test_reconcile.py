@@ -73,6 +73,16 @@ class FakeProvider(Provider):
     def networks(self, lab: str | None = None) -> dict[str, dict[str, str]]:
         return {}
 
+    # the provider base class's defaults (what a provider without these capabilities does)
+    def host_keys(self, lab: str, host: str) -> dict[str, str]:
+        return {}  # reads no key: the host is trusted on first use
+
+    def package_proxies(self, specs: list[HostSpec]) -> dict[str, str]:
+        return {}
+
+    def key_at_create(self, spec: HostSpec) -> bool:
+        return False
+
 
 RAW = {
     "schema": 1,

@@ -16,7 +16,9 @@ import pytest
 import yaml
 
 from labctl.errors import LabError
+from labctl.lifecycle import converge as converge_mod
 from labctl.lifecycle import lab as labmod
+from labctl.lifecycle import up as up_mod
 from labctl.lifecycle.lab import Lab, UpReport
 from labctl.lifecycle.state import LabState
 from labctl.provisioning.ansible_run import Failure, PlaybookRun
@@ -59,9 +61,9 @@ class Scene:
         monkeypatch.setenv("LABCTL_STATE_DIR", str(tmp_path / "state"))
         # SSH control sockets want a short directory (tmp_path is too long); removed by the fixture below
         monkeypatch.setenv("LABCTL_RUNTIME_DIR", os.environ["_UP_STATES_RUN"])
-        monkeypatch.setattr(labmod, "wait_for_ssh", lambda *_a, **_kw: True)
+        monkeypatch.setattr(up_mod, "wait_for_ssh", lambda *_a, **_kw: True)
         self.converge = FakeConverge()
-        monkeypatch.setattr(labmod, "run_playbook", self.converge)
+        monkeypatch.setattr(converge_mod, "run_playbook", self.converge)
         self.provider = UpProvider(existing)
         self.file = tmp_path / "rc.yml"
         self.file.write_text(yaml.safe_dump(RAW))
