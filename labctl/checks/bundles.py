@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from labctl import bundles
 
 if TYPE_CHECKING:
-    from labctl.lifecycle.lab import Lab
+    from labctl.lifecycle.model import Lab
     from labctl.topology import Topology
 
 

@@ -11,7 +11,7 @@ from typing import Any, NoReturn, TypeAlias
 
 from labctl.access import hostexec
 from labctl.errors import LabError
-from labctl.lifecycle import lab
+from labctl.lifecycle import find, model
 
 # Verbs that take a command for a host: labctl's own options may come anywhere before '--'.
 COMMAND_VERBS = ("exec", "ssh", "capture")
@@ -95,13 +95,13 @@ def write_output(path: str, text: str, verb: str) -> None:
         raise LabError(f"{verb} {path!r}: cannot write it ({exc.strerror}). Fix: name a file you can write.") from None
 
 
-def running(args: argparse.Namespace) -> lab.Lab:
+def running(args: argparse.Namespace) -> model.Lab:
     """The running lab of -f/--name (an error naming the fix when it is not up)."""
-    topo, state = lab.resolve(args.file, args.name)
-    return lab.require(topo, state)
+    topo, state = find.resolve(args.file, args.name)
+    return find.require(topo, state)
 
 
-def checked_ssh(target: lab.Lab, hosts: list[str], rc: int) -> int:
+def checked_ssh(target: model.Lab, hosts: list[str], rc: int) -> int:
     """ssh's exit code, unless ssh could not connect because a host's key is not the one learnt: that error."""
     if rc == hostexec.SSH_FAILED:
         for host in hosts:

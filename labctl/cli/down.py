@@ -6,7 +6,7 @@ import argparse
 
 from labctl.cli.common import SubParsers, add_verb
 from labctl.cli_args import lab_args
-from labctl.lifecycle import lab
+from labctl.lifecycle import down, find
 from labctl.ui import views
 
 
@@ -17,11 +17,11 @@ def add_parser(sub: SubParsers) -> None:
 
 def cmd_down(args: argparse.Namespace) -> int:
     if args.name is not None and args.file is None:
-        name = args.name  # validated by lab.down before anything is touched
+        name = args.name  # validated by down.down before anything is touched
     else:
-        topo, _ = lab.resolve(args.file, args.name)
+        topo, _ = find.resolve(args.file, args.name)
         assert topo is not None
         name = topo.name
-    removed = lab.down(name, say=views.say)
+    removed = down.down(name, say=views.say)
     views.say(f"lab {name} removed ({len(removed)} resources, state deleted)")
     return 0

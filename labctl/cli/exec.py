@@ -9,7 +9,7 @@ from labctl.access import hostexec, hostkeys, sshconfig
 from labctl.cli.common import SubParsers, add_verb, checked_ssh, running, seconds
 from labctl.cli_args import lab_args
 from labctl.errors import LabError
-from labctl.lifecycle import lab
+from labctl.lifecycle import model
 from labctl.ui import views
 
 NO_HOST = "exec: the following arguments are required: host. Fix: labctl exec HOST -- CMD, or --all / --group GROUP."
@@ -42,7 +42,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     return _exec_many(target, args, command, hosts)
 
 
-def _exec_one(target: lab.Lab, args: argparse.Namespace, command: list[str]) -> int:
+def _exec_one(target: model.Lab, args: argparse.Namespace, command: list[str]) -> int:
     config = sshconfig.lab_config_file(target)
     target.require_host(args.host, "exec")
     tty = hostexec.want_tty(args.tty)
@@ -50,7 +50,7 @@ def _exec_one(target: lab.Lab, args: argparse.Namespace, command: list[str]) -> 
     return checked_ssh(target, [args.host], rc)
 
 
-def _exec_many(target: lab.Lab, args: argparse.Namespace, command: list[str], hosts: list[str]) -> int:
+def _exec_many(target: model.Lab, args: argparse.Namespace, command: list[str], hosts: list[str]) -> int:
     config = sshconfig.lab_config_file(target)
     argvs = {h: hostexec.ssh_argv(config, h, command, tty=False) for h in hosts}
     emit = None if args.json else hostexec.prefixed_printer(hosts)
@@ -63,7 +63,7 @@ def _exec_many(target: lab.Lab, args: argparse.Namespace, command: list[str], ho
     return 0 if all(r.exit_code == 0 for r in runs) else 1
 
 
-def exec_targets(target: lab.Lab, args: argparse.Namespace, command: list[str]) -> list[str] | None:
+def exec_targets(target: model.Lab, args: argparse.Namespace, command: list[str]) -> list[str] | None:
     """The hosts of --all/--group (None for one host); with those, HOST is the command's first word."""
     if not args.all and not args.group:
         if args.json:
@@ -80,7 +80,7 @@ def exec_targets(target: lab.Lab, args: argparse.Namespace, command: list[str]) 
     return group_hosts(target, args.group)
 
 
-def group_hosts(target: lab.Lab, wanted: list[str]) -> list[str]:
+def group_hosts(target: model.Lab, wanted: list[str]) -> list[str]:
     """The hosts of these groups, each once, in the groups' order."""
     groups = target.topo.group_hosts()
     hosts: list[str] = []

@@ -7,7 +7,8 @@ import sys
 
 from labctl.cli.common import SubParsers, add_verb, output_file, write_output
 from labctl.cli_args import lab_args
-from labctl.lifecycle import lab
+from labctl.lifecycle import find
+from labctl.lifecycle.model import Lab
 from labctl.ui import graph
 
 
@@ -19,13 +20,13 @@ def add_parser(sub: SubParsers) -> None:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    topo, state = lab.resolve(args.file, args.name)
+    topo, state = find.resolve(args.file, args.name)
     if topo is None:
-        lab.require(topo, state)  # raises: no such lab
+        find.require(topo, state)  # raises: no such lab
     assert topo is not None
     if args.output:
         output_file(args.output, "graph -o")
-    text = graph.render(graph.build(lab.Lab(topo, state)), args.format)
+    text = graph.render(graph.build(Lab(topo, state)), args.format)
     if args.output:
         write_output(args.output, text, "graph -o")
     else:

@@ -11,7 +11,7 @@ from labctl.access import hostexec, sshconfig
 from labctl.cli.common import SubParsers, add_verb, count, output_file, running, seconds
 from labctl.cli_args import lab_args
 from labctl.errors import LabError
-from labctl.lifecycle import lab
+from labctl.lifecycle import model
 from labctl.netops import capture, hostiface, impair
 from labctl.ui import views
 
@@ -83,7 +83,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
     return rc
 
 
-def _show_impairments(target: lab.Lab, args: argparse.Namespace) -> int:
+def _show_impairments(target: model.Lab, args: argparse.Namespace) -> int:
     if args.host is None and not args.show:
         raise LabError("impair: name HOST:NETWORK. Fix: labctl impair gw:outside --delay 50ms, or --show.")
     hosts = [hostiface.parse_target(args.host, "impair").host] if args.host else list(target.topo.hosts)

@@ -6,7 +6,7 @@ import argparse
 
 from labctl.cli.common import SubParsers, add_verb, running
 from labctl.cli_args import lab_args
-from labctl.lifecycle import lab
+from labctl.lifecycle import up
 from labctl.ui import views
 
 
@@ -19,7 +19,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
     target = running(args)
     progress = views.ConvergeProgress()
     with progress.shown():
-        report = lab.up(target, say=views.say, converge=True, progress=progress, force="provision")
+        report = up.up(target, say=views.say, converge=True, progress=progress, force="provision")
     if report.converge is None:
         return 0
     views.converge_summary(report.converge)

@@ -6,7 +6,7 @@ import argparse
 
 from labctl.cli.common import SubParsers, add_verb, running
 from labctl.cli_args import lab_args
-from labctl.lifecycle import lab
+from labctl.lifecycle import up
 from labctl.ui import views
 
 
@@ -18,5 +18,5 @@ def add_parser(sub: SubParsers) -> None:
 
 def cmd_restart(args: argparse.Namespace) -> int:
     target = running(args)
-    lab.restart(target, args.hosts or list(target.topo.hosts), say=views.say)
+    up.restart(target, args.hosts or list(target.topo.hosts), say=views.say)
     return 0

@@ -9,7 +9,7 @@ from labctl.checks.context import context_for
 from labctl.checks.runner import run_checks
 from labctl.cli.common import SubParsers, add_verb, running
 from labctl.cli_args import lab_args
-from labctl.lifecycle import lab
+from labctl.lifecycle import model
 from labctl.ui import views
 
 
@@ -20,7 +20,7 @@ def add_parser(sub: SubParsers) -> None:
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
-def run_smoke(target: lab.Lab, only: list[str] | None, json_out: bool) -> int:
+def run_smoke(target: model.Lab, only: list[str] | None, json_out: bool) -> int:
     """Run the checks (only: these services), render them (a table, or JSON); 1 when one failed."""
     ctx = context_for(target)
     try:

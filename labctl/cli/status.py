@@ -9,7 +9,8 @@ from labctl.checks import bundles
 from labctl.cli.common import SubParsers, add_verb
 from labctl.cli_args import lab_args
 from labctl.errors import LabError
-from labctl.lifecycle import lab
+from labctl.lifecycle import find, status
+from labctl.lifecycle.model import Lab
 from labctl.netops import impair
 from labctl.reproduce import locked
 from labctl.topology import Topology
@@ -27,7 +28,7 @@ def add_parser(sub: SubParsers) -> None:
 
 
 def _all_labs(json_out: bool) -> int:
-    labs = lab.all_lab_rows()
+    labs = status.all_lab_rows()
     if json_out:
         views.print_json({"labs": labs})
     else:
@@ -37,7 +38,7 @@ def _all_labs(json_out: bool) -> int:
 
 def _lost_rows(name: str, topo: Topology | None, host: str | None) -> Rows:
     """A lab with containers but no state: its hosts as their labels tell."""
-    rows = lab.status_from_labels(name, topo)
+    rows = status.status_from_labels(name, topo)
     views.say(
         f"lab {name!r} has containers but no state (lost): 'labctl up -f LAB.yml' repairs it, "
         f"'labctl down --name {name}' removes it"
@@ -45,15 +46,15 @@ def _lost_rows(name: str, topo: Topology | None, host: str | None) -> Rows:
     return [r for r in rows if r["name"] == host] if host else rows
 
 
-def _lab_rows(target: lab.Lab, host: str | None) -> tuple[Rows, dict[str, Any]]:
+def _lab_rows(target: Lab, host: str | None) -> tuple[Rows, dict[str, Any]]:
     """The hosts' rows (host: its one row, with its details and impairments); and, for the whole lab, its lock's
     status."""
-    rows = lab.status(target)
+    rows = status.status(target)
     if not host:
-        return rows, locked.status(target, lab.all_up(rows))
+        return rows, locked.status(target, status.all_up(rows))
     target.require_host(host, "--host")
     rows = [r for r in rows if r["name"] == host]
-    rows[0].update(lab.host_details(target, host))
+    rows[0].update(status.host_details(target, host))
     rows[0]["impairments"] = impairments(target, host)
     return rows, {}
 
@@ -71,20 +72,20 @@ def _render(name: str, rows: Rows, reproduction: dict[str, Any], host: str | Non
 def cmd_status(args: argparse.Namespace) -> int:
     if args.all:
         return _all_labs(args.json)
-    topo, state = lab.resolve(args.file, args.name)
+    topo, state = find.resolve(args.file, args.name)
     reproduction: dict[str, Any] = {}
     if topo is None or not state.exists():
         rows = _lost_rows(state.name, topo, args.host)
     else:
-        rows, reproduction = _lab_rows(lab.Lab(topo, state), args.host)
+        rows, reproduction = _lab_rows(Lab(topo, state), args.host)
     if args.json:
         views.print_json({"lab": state.name, "hosts": rows, **({"reproduction": reproduction} if reproduction else {})})
     else:
         _render(state.name, rows, reproduction, args.host)
-    return 0 if lab.all_up(rows) else 1
+    return 0 if status.all_up(rows) else 1
 
 
-def impairments(target: lab.Lab, host: str) -> list[dict[str, object]]:
+def impairments(target: Lab, host: str) -> list[dict[str, object]]:
     """The impairments in force on a running host (none when it cannot be asked)."""
     conn = target.runner()
     try:

@@ -12,7 +12,7 @@ from labctl.cli.lockcmd import show_check
 from labctl.cli.smoke import run_smoke
 from labctl.cli_args import lab_args
 from labctl.errors import LabError
-from labctl.lifecycle import lab
+from labctl.lifecycle import find, model, up
 from labctl.reproduce import archive, locked
 from labctl.ui import views
 
@@ -35,11 +35,11 @@ def add_parser(sub: SubParsers) -> None:
     )
 
 
-Target = tuple[lab.Lab, dict[str, Any], Path | None]
+Target = tuple[model.Lab, dict[str, Any], Path | None]
 
 
 def _restored(args: argparse.Namespace) -> Target:
-    """The lab restored from --from ARCHIVE; lab.up's options (none) and the lock it is checked with (none)."""
+    """The lab restored from --from ARCHIVE; up.up's options (none) and the lock it is checked with (none)."""
     if args.file or args.locked:
         raise LabError("up --from restores a saved lab as it was: -f and --locked do not go with it. Fix: drop.")
     t0 = time.monotonic()
@@ -52,13 +52,13 @@ def _restored(args: argparse.Namespace) -> Target:
 
 
 def _from_topology(args: argparse.Namespace) -> Target:
-    """The lab of -f/--name; lab.up's options (--locked: the lock's) and the lock it is checked with."""
-    found, state = lab.resolve(args.file, args.name)
+    """The lab of -f/--name; up.up's options (--locked: the lock's) and the lock it is checked with."""
+    found, state = find.resolve(args.file, args.name)
     if found is None:
         raise LabError(
             f"lab {state.name!r} has no state to read its topology from. Fix: name its file: labctl up -f LAB.yml."
         )
-    target = lab.Lab(found)
+    target = model.Lab(found)
     if args.locked:
         options, lock_file = locked.up_options(target, views.say)
         return target, options, lock_file
@@ -85,11 +85,11 @@ def _checks(args: argparse.Namespace, topo: Any, lock_file: Path | None, report:
     rc = 0
     if lock_file is not None and report.converge is not None:
         t0 = time.monotonic()
-        rc = show_check(locked.check(lab.Lab(topo), lock_file), topo.name, json_out=False)
+        rc = show_check(locked.check(model.Lab(topo), lock_file), topo.name, json_out=False)
         report.timings["lock check"] = time.monotonic() - t0
     if not args.no_smoke and not args.no_provision:
         t0 = time.monotonic()
-        rc = run_smoke(lab.Lab(topo), None, json_out=False) or rc
+        rc = run_smoke(model.Lab(topo), None, json_out=False) or rc
         report.timings["smoke"] = time.monotonic() - t0
     return rc
 
@@ -105,7 +105,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     _say_hosts(topo)
     try:
         with progress.shown():
-            report = lab.up(
+            report = up.up(
                 target,
                 say=views.say,
                 converge=not args.no_provision,

@@ -147,10 +147,10 @@ class Lab:
         path, address = self.state.known_hosts, self.address(host)
         if not again and hostkeys.known(path, address):
             return
-        read = self.provider_for(host).host_keys(self.name, host)  # type: ignore[attr-defined,unused-ignore]
-        if isinstance(read, str):  # the text of the host's public keys (an empty one is refused: no key)
-            keys = hostkeys.parse_keys(read, f"host {host!r} of lab {self.name!r}")
-        else:  # nothing read (the provider base class's empty default: it cannot ask its hosts): trust on first use
+        provider = self.provider_for(host)
+        if provider.reads_host_keys:  # the text of the host's public keys (an empty one is refused: no key)
+            keys = hostkeys.parse_keys(provider.host_keys(self.name, host), f"host {host!r} of lab {self.name!r}")
+        else:  # a provider that cannot ask its hosts (static): trust on first use
             keys = hostkeys.keyscan(address)
         hostkeys.learn(path, address, keys)
 
@@ -186,7 +186,7 @@ class Lab:
         proxies: dict[str, str] = {}
         for name, specs in self.providers().items() if proxies_too else ():
             # the hosts that use the shared package cache
-            proxies.update(self.backend(name).package_proxies(specs))  # type: ignore[attr-defined,unused-ignore]
+            proxies.update(self.backend(name).package_proxies(specs))
         ssh = self.addresses()
         conns = {h: self.connection(h, ssh[h]) for h in self.topo.hosts}
         doc = inventory.document(

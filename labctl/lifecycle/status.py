@@ -5,15 +5,13 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from labctl.checks import bundles
 from labctl.errors import LabError
 from labctl.lifecycle.find import require
 from labctl.lifecycle.model import Lab
 from labctl.lifecycle.state import LabState, all_labs, state_root
-from labctl.netops import iptables
-from labctl.providers import HostInfo, get_provider, provider_names
+from labctl.providers import UP_STATES, HostInfo, get_provider, provider_names
 from labctl.topology import Topology
-
-UP_STATES = frozenset({"running", "static"})  # the states of a host that is up
 
 
 def status(lab: Lab) -> list[dict[str, Any]]:
@@ -94,17 +92,6 @@ def status_from_labels(name: str, topo: Topology | None) -> list[dict[str, Any]]
 
 
 def host_details(lab: Lab, host: str) -> dict[str, Any]:
-    """What `status --host` adds for one host: the port forwards in force on a NAT gateway."""
-    if host not in lab.topo.group_hosts().get("nat_gateway", []):
-        return {}
-    conn = lab.runner()
-    try:
-        rules = conn.run(host, "iptables -w 5 -t nat -S", timeout=30)
-    finally:
-        conn.close()
-    if not rules.ok:
-        raise LabError(
-            f"cannot read the NAT rules on {host!r}: {rules.output}. "
-            f"Fix: check 'labctl exec {host} -- iptables -t nat -S'."
-        )
-    return {"forwards": iptables.forwards_from_rules(rules.stdout)}
+    """What `status --host` adds for one host: what each role's bundle says of it (e.g. a NAT gateway's
+    port forwards)."""
+    return bundles.host_details(lab, host)

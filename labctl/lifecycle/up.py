@@ -21,9 +21,8 @@ from labctl.lifecycle.converge import converge_changed, refuse_changed_keys
 from labctl.lifecycle.model import Lab
 from labctl.lifecycle.parallel import Say, in_parallel, quiet
 from labctl.lifecycle.state import all_labs, usable_dir, write_atomic
-from labctl.lifecycle.status import UP_STATES
 from labctl.netops import hostnet
-from labctl.providers import HostInfo, NetworkSpec
+from labctl.providers import UP_STATES, HostInfo, NetworkSpec
 from labctl.provisioning import fingerprint, inventory
 from labctl.provisioning.ansible_run import PlaybookRun, Progress
 from labctl.topology import check_overlaps
@@ -274,7 +273,7 @@ def _bring_up_hosts(lab: Lab, say: Say, report: UpReport) -> None:
             f"{len(report.repaired)} existing host(s) through their provider"
         )
     # a new host that took the key at creation needs no second step (one podman exec per host)
-    given = [h for h in todo.create if lab.provider_for(h).key_at_create(lab.spec(h))]  # type: ignore[attr-defined,unused-ignore]
+    given = [h for h in todo.create if lab.provider_for(h).key_at_create(lab.spec(h))]
     authorize(lab, [h for h in todo.create if h not in given] + report.repaired)
     phase("keys")
     lab.write_config()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from labctl.access.remote import Runner
 from labctl.errors import LabError, printable
-from labctl.lifecycle.lab import Lab
+from labctl.lifecycle.model import Lab
 
 IFACE = re.compile(r"^[A-Za-z0-9_.@-]{1,15}$")
 

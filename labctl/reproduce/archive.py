@@ -21,8 +21,8 @@ import yaml
 
 from labctl import paths, yamlload
 from labctl.errors import LabError, printable
-from labctl.lifecycle import lab as labmod
-from labctl.lifecycle.lab import Lab
+from labctl.lifecycle import up as lifecycle_up
+from labctl.lifecycle.model import Lab
 from labctl.lifecycle.parallel import Say, quiet
 from labctl.lifecycle.state import LabState, remove_inside_root, state_root, write_atomic
 from labctl.names import is_host_name, is_lab_name
@@ -420,7 +420,7 @@ def restore(
     archive: Path, name: str | None = None, say: Say = quiet, trust: bool = False
 ) -> tuple[Lab, dict[str, Any]]:
     """Make a new lab's hosts from an archive (no package source needed); returns the lab, ready for
-    labmod.up, and the manifest. The caller runs up (converge, smoke).
+    lifecycle.up.up, and the manifest. The caller runs up (converge, smoke).
 
     The archive is data (docs/ARCHITECTURE.md, "Trust model"): everything in it is checked, and every
     refusal comes before anything is made (containers, images, VM disks, state)."""
@@ -451,8 +451,8 @@ def _restore_staged(archive: Path, stage: Path, name: str | None, say: Say, trus
     topo = parse(raw, archive / TOPOLOGY, paths.known_groups())
     by_provider = check_providers(archive, topo, manifest)
     lab = Lab(topo, state)
-    labmod.check_networks(lab)
-    labmod.check_names(lab)
+    lifecycle_up.check_networks(lab)
+    lifecycle_up.check_names(lab)
     for provider, files in by_provider.items():
         lab.backend(provider).check_import(target, files, stage / HOSTS_DIR)
     made = _Made()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from labctl.lifecycle import lab
+from labctl.lifecycle import find
 from labctl.lifecycle.state import all_labs, state_root
 
 
@@ -24,7 +24,7 @@ def lab_names(**_kwargs: Any) -> list[str]:
 def host_names(parsed_args: argparse.Namespace | None = None, **_kwargs: Any) -> list[str]:
     """The hosts of the lab named on the command line so far."""
     try:
-        topo, _ = lab.resolve(getattr(parsed_args, "file", None), getattr(parsed_args, "name", None))
+        topo, _ = find.resolve(getattr(parsed_args, "file", None), getattr(parsed_args, "name", None))
     except Exception:  # completion must never print a traceback into the shell
         return []
     return list(topo.hosts) if topo is not None else []
@@ -37,7 +37,7 @@ def remote_paths(parsed_args: argparse.Namespace | None = None, **_kwargs: Any) 
 
 def group_names(parsed_args: argparse.Namespace | None = None, **_kwargs: Any) -> list[str]:
     try:
-        topo, _ = lab.resolve(getattr(parsed_args, "file", None), getattr(parsed_args, "name", None))
+        topo, _ = find.resolve(getattr(parsed_args, "file", None), getattr(parsed_args, "name", None))
     except Exception:
         return []
     return sorted(topo.group_hosts()) if topo is not None else []

@@ -17,8 +17,8 @@ from typing import Any
 from labctl import paths, yamlload
 from labctl.checks import bundles
 from labctl.errors import LabError
-from labctl.lifecycle import lab
-from labctl.lifecycle.lab import Lab
+from labctl.lifecycle import status
+from labctl.lifecycle.model import Lab
 from labctl.topology import DEFAULT, Topology
 
 FORMATS = ("mermaid", "dot", "svg", "html")
@@ -76,7 +76,7 @@ def build(running: Lab) -> Model:
     model = topology_model(running.topo)
     if not running.state.exists():
         return model
-    states = {row["name"]: row["state"] for row in lab.status(running)}
+    states = {row["name"]: row["state"] for row in status.status(running)}
     model.live = True
     for h in model.hosts:
         h.state = states.get(h.name, "missing")

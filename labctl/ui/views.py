@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from labctl.checks.base import CheckResult
+from labctl.providers import UP_STATES
 from labctl.provisioning.ansible_run import PlaybookRun
 
 out = Console()
@@ -107,7 +108,7 @@ def status_table(lab: str, rows: list[dict[str, Any]]) -> None:
         table.add_column(col)
     for row in rows:
         addrs = ", ".join(f"{net}={ip}" for net, ip in row["addresses"].items())
-        color = "green" if row["state"] in ("running", "static") else "red"
+        color = "green" if row["state"] in UP_STATES else "red"
         state = escape(row["state"])
         provider = str(row.get("provider") or "-")
         if row.get("accelerator"):

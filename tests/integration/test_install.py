@@ -34,7 +34,7 @@ PLAYBOOK = """---
   vars:
     memcached_server_group: cache
   roles:
-    - role: labctl.lifecycle.lab.memcached
+    - role: labctl.lab.memcached
 """
 
 

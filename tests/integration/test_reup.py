@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from labctl import paths, procs
-from labctl.lifecycle import lab as labmod
+from labctl.lifecycle import down as lifecycle_down
+from labctl.lifecycle import up as lifecycle_up
+from labctl.lifecycle.model import Lab as LabModel
 from labctl.topology import load
 
 NAME = "it-reup"
@@ -83,7 +85,7 @@ def test_reup_converges_only_what_changed(
     topology(lab_file)
     said: list[str] = []
 
-    def up(force: str = "") -> tuple[labmod.UpReport, set[tuple[str, str]]]:
+    def up(force: str = "") -> tuple[lifecycle_up.UpReport, set[tuple[str, str]]]:
         """One `up`; the (host, role) pairs that ran a task, as Ansible's events tell."""
         ran: set[tuple[str, str]] = set()
 
@@ -92,12 +94,12 @@ def test_reup_converges_only_what_changed(
                 ran.add((event["host"], event["task"].split(" : ")[0]))
 
         said.clear()
-        lab = labmod.Lab(load(lab_file, paths.known_groups()))
-        report = labmod.up(lab, say=said.append, playbook=book, progress=progress, force=force)
+        lab = LabModel(load(lab_file, paths.known_groups()))
+        report = lifecycle_up.up(lab, say=said.append, playbook=book, progress=progress, force=force)
         return report, ran
 
     def sh(host: str, command: str) -> str:
-        conn = labmod.Lab(load(lab_file, paths.known_groups())).runner()
+        conn = LabModel(load(lab_file, paths.known_groups())).runner()
         try:
             return conn.run(host, command, timeout=30).stdout.strip()
         finally:
@@ -125,7 +127,7 @@ def test_reup_converges_only_what_changed(
         assert ran == {("h1", "fp_base"), ("h2", "fp_base"), ("h1", "fp_web"), ("h2", "fp_web")}
         assert "converge h1: fp_base, fp_web (variables changed: fp_color)" in said, said
 
-        lab = labmod.Lab(load(lab_file, paths.known_groups()))
+        lab = LabModel(load(lab_file, paths.known_groups()))
         lab.provider_for("h1").destroy(NAME, "h1")  # recreated by the next up: a new host
         report, ran = up()
         assert report.created == ["h1"] and ran == {("h1", "fp_base"), ("h1", "fp_web")}
@@ -145,4 +147,4 @@ def test_reup_converges_only_what_changed(
         report, ran = up(force="provision")  # provision (and up --force) run everything
         assert ran == everything and len(spawned) == 1
     finally:
-        labmod.down(NAME)
+        lifecycle_down.down(NAME)

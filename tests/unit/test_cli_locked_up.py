@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from labctl.errors import LabError
-from labctl.lifecycle.lab import Lab
+from labctl.lifecycle.model import Lab
 from labctl.reproduce import locked, lockfile
 from labctl.topology import parse
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from labctl.access import hostexec, sshconfig
 from labctl.checks.base import CheckResult
 from labctl.checks.runner import logs_hints
-from labctl.lifecycle import journal, lab
+from labctl.lifecycle import journal, status
 
 
 class _Stream(io.StringIO):
@@ -84,9 +84,9 @@ def test_a_failed_check_points_at_the_logs_of_the_host_it_names() -> None:
 
 
 def test_status_is_up_only_when_every_host_runs() -> None:
-    assert lab.all_up([{"state": "running"}, {"state": "static"}])
-    assert not lab.all_up([{"state": "running"}, {"state": "stopped"}])
-    assert not lab.all_up([{"state": "missing"}])
+    assert status.all_up([{"state": "running"}, {"state": "static"}])
+    assert not status.all_up([{"state": "running"}, {"state": "stopped"}])
+    assert not status.all_up([{"state": "missing"}])
 
 
 def test_graph_of_the_default_lab_from_its_topology() -> None:

@@ -57,11 +57,11 @@ def test_labctl_sdn_connects_where_the_topology_says(
 ) -> None:
     """`labctl sdn` (no --url) with a host whose fact names another URL: the client gets the lab's."""
     from labctl.checks import context
-    from labctl.lifecycle import lab
+    from labctl.lifecycle import find
 
     runner.fact("sdn", "sdn_controller", _fact(rest_url=HOSTILE))
-    monkeypatch.setattr(lab, "resolve", lambda _f, _n: ("topo", "state"))
-    monkeypatch.setattr(lab, "require", lambda _t, _s: "running")
+    monkeypatch.setattr(find, "resolve", lambda _f, _n: ("topo", "state"))
+    monkeypatch.setattr(find, "require", lambda _t, _s: "running")
     monkeypatch.setattr(context, "context_for", lambda _lab: ctx)
     runner.close = lambda: None  # type: ignore[method-assign]
     args = argparse.Namespace(url=None, file=None, name="t", host=None)

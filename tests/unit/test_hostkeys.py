@@ -176,7 +176,8 @@ def test_ssh_and_mitogen_messages_of_a_changed_key_are_recognised() -> None:
 def test_ansibles_unreachable_output_becomes_the_changed_key_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from labctl.lifecycle import lab as labmod
+    from labctl.lifecycle.converge import refuse_changed_keys
+    from labctl.lifecycle.model import Lab
     from labctl.topology import parse
 
     monkeypatch.setenv("LABCTL_STATE_DIR", str(tmp_path))
@@ -191,9 +192,9 @@ def test_ansibles_unreachable_output_becomes_the_changed_key_error(
     )
     run = PlaybookRun(4, tmp_path / "log", [Failure("h2", "Gathering", "Host key verification failed.")])
     with pytest.raises(LabError) as err:
-        labmod.refuse_changed_keys(labmod.Lab(topo), run)
+        refuse_changed_keys(Lab(topo), run)
     assert "host 'h2' of lab 'tk-unit'" in str(err.value) and "h1" not in str(err.value).split("Fix:")[0]
-    labmod.refuse_changed_keys(labmod.Lab(topo), PlaybookRun(2, tmp_path / "log", [Failure("h1", "t", "apt failed")]))
+    refuse_changed_keys(Lab(topo), PlaybookRun(2, tmp_path / "log", [Failure("h1", "t", "apt failed")]))
 
 
 NIC = Nic("lab", "198.18.208.10", "198.18.208.0/24", "198.18.208.1", "02:4c:c6:12:d0:0a", "tap0", "br0")

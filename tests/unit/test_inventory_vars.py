@@ -14,7 +14,7 @@ import yaml
 
 from labctl import paths
 from labctl.errors import LabError
-from labctl.lifecycle.lab import Lab
+from labctl.lifecycle.model import Lab
 from labctl.lifecycle.state import LabState
 from labctl.provisioning import inventory, inventory_vars
 from labctl.topology import parse

@@ -204,7 +204,7 @@ def test_up_from_takes_no_topology_or_lock(capsys: pytest.CaptureFixture[str]) -
 def test_a_locked_lab_gives_each_host_its_pins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """up --locked keeps the lock in the lab's state; every converge (provision too) then pins its versions,
     over any value the topology sets; an unlocked lab gets none."""
-    from labctl.lifecycle.lab import Lab
+    from labctl.lifecycle.model import Lab
     from labctl.lifecycle.state import LabState
     from labctl.provisioning import inventory
     from labctl.topology import parse
@@ -271,7 +271,7 @@ def _saveable_lab(
 ) -> tuple[Any, _FakeProvider, dict[str, Any]]:
     """A one-host lab "rp" on a fake provider, with a key, a secrets directory and (secret) one generated
     secret in its state: (lab, provider, raw topology)."""
-    from labctl.lifecycle.lab import Lab
+    from labctl.lifecycle.model import Lab
     from labctl.lifecycle.state import LabState
     from labctl.topology import parse
 

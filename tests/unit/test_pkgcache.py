@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labctl.lifecycle.lab import Lab
+from labctl.lifecycle.model import Lab
 from labctl.lifecycle.state import LabState
 from labctl.provisioning import inventory
 from labctl.reproduce import pkgcache

@@ -155,7 +155,7 @@ def test_a_down_interrupted_among_the_vms_says_what_is_left_and_a_second_down_fi
     scratch: Path, fake_vms: dict[str, subprocess.Popen[bytes]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from labctl.errors import Interrupted
-    from labctl.lifecycle import lab
+    from labctl.lifecycle import down
 
     bindir = scratch / "bin"
     (bindir / "podman").write_text('#!/bin/sh\necho "podman $*" >> ' + str(scratch / "calls.log") + '\necho "[]"\n')
@@ -173,7 +173,7 @@ def test_a_down_interrupted_among_the_vms_says_what_is_left_and_a_second_down_fi
 
     monkeypatch.setattr(vmnet, "delete_link", interrupted)
     with pytest.raises(Interrupted) as caught:
-        lab.down("qa")
+        down.down("qa")
     message = str(caught.value)
     assert caught.value.exit_code == 130
     assert "'down' of lab 'qa' was interrupted" in message
@@ -182,7 +182,7 @@ def test_a_down_interrupted_among_the_vms_says_what_is_left_and_a_second_down_fi
     assert fake_vms["qa"].wait(timeout=15) is not None  # the VM was stopped before the interruption
 
     monkeypatch.setattr(vmnet, "delete_link", real_delete)
-    lab.down("qa")
+    down.down("qa")
     # (the fake iptables keeps its listing: that the rule was deleted shows in its log)
     assert [r for r in QemuProvider().remains("qa") if "NAT rule" not in r] == []
     assert QemuProvider().list("qa") == {}

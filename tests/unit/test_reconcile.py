@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import LabError
-from labctl.lifecycle import lab as labmod
-from labctl.lifecycle.lab import Lab, plan, reconcile
+from labctl.lifecycle.model import Lab
+from labctl.lifecycle.parallel import Say
+from labctl.lifecycle.up import plan, reconcile
 from labctl.providers import HostInfo, HostSpec, NetworkSpec, Provider, get_provider, provider_names
 from labctl.topology import parse
 
@@ -22,7 +23,7 @@ class FakeProvider(Provider):
         self.hosts = dict(hosts or {})  # host -> state
         self.calls: list[tuple[str, str]] = []
 
-    def prepare(self, hosts: list[HostSpec], say: labmod.Say) -> None:
+    def prepare(self, hosts: list[HostSpec], say: Say) -> None:
         self.calls.append(("prepare", ",".join(h.name for h in hosts)))
 
     def create_network(self, spec: NetworkSpec) -> None:

@@ -18,7 +18,7 @@ from labctl import paths
 from labctl.checks.base import CheckFailed
 from labctl.errors import LabError
 from labctl.hostside import setaside
-from labctl.lifecycle.lab import Lab
+from labctl.lifecycle.model import Lab
 from labctl.lifecycle.state import LabState
 from labctl.provisioning import secretvars
 from labctl.provisioning.inventory_vars import load

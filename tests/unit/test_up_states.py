@@ -17,10 +17,10 @@ import yaml
 
 from labctl.errors import LabError
 from labctl.lifecycle import converge as converge_mod
-from labctl.lifecycle import lab as labmod
 from labctl.lifecycle import up as up_mod
-from labctl.lifecycle.lab import Lab, UpReport
+from labctl.lifecycle.model import Lab
 from labctl.lifecycle.state import LabState
+from labctl.lifecycle.up import UpReport
 from labctl.provisioning.ansible_run import Failure, PlaybookRun
 from labctl.topology import parse
 from tests.unit.test_lock import sample
@@ -86,7 +86,7 @@ class Scene:
 
     def up(self, **kw: Any) -> UpReport:
         self.phases.clear()
-        return labmod.up(self.lab(), **kw)
+        return up_mod.up(self.lab(), **kw)
 
     def state(self) -> dict[str, Any]:
         return LabState("rc").read()

@@ -13,7 +13,7 @@ from labctl.ui.views import out
 from .iptables import forwards_from_rules
 
 if TYPE_CHECKING:
-    from labctl.lifecycle.lab import Lab
+    from labctl.lifecycle.model import Lab
 
 
 def details(lab: Lab, host: str) -> dict[str, Any]:

@@ -139,12 +139,12 @@ def api_url(args: argparse.Namespace) -> str:
     if args.url:
         return str(args.url)
     from labctl.checks.context import context_for
-    from labctl.lifecycle import lab  # late: only needed when the URL comes from a lab
+    from labctl.lifecycle import find  # late: only needed when the URL comes from a lab
 
     from . import rest_url
 
-    topo, state = lab.resolve(args.file, args.name)
-    running = lab.require(topo, state)
+    topo, state = find.resolve(args.file, args.name)
+    running = find.require(topo, state)
     ctx = context_for(running)
     hosts = ctx.hosts(GROUP)
     if not hosts:
