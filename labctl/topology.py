@@ -552,3 +552,20 @@ def check_overlaps(topo: Topology, others: dict[str, dict[str, str]]) -> None:
                         f"{other_net!r} ({theirs}) of the running lab {lab!r}. Fix: pick a disjoint subnet, "
                         f"or take that lab down first (labctl down --name {lab})."
                     )
+
+
+def check_reserved(topo: Topology, reserved: list[tuple[str, str]]) -> None:
+    """Reject a lab subnet that overlaps something on the host that is not a labctl lab (``reserved``: what
+    and its subnet, as a provider lists them)."""
+    for what, subnet in reserved:
+        try:
+            theirs = ipaddress.IPv4Network(subnet, strict=False)
+        except ValueError:
+            continue
+        for net in topo.networks.values():
+            if net.subnet.overlaps(theirs):
+                raise LabError(
+                    f"{topo.path}: field 'networks.{net.name}.subnet': {net.subnet} overlaps {what} ({theirs}); "
+                    "the lab's hosts could not reach it, or podman would refuse the network. Fix: pick a subnet "
+                    "that nothing on this host uses (see 'ip route' and 'podman network ls'), e.g. from 198.18.0.0/15."
+                )

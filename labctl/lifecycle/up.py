@@ -21,11 +21,10 @@ from labctl.lifecycle.converge import converge_changed, refuse_changed_keys
 from labctl.lifecycle.model import Lab
 from labctl.lifecycle.parallel import Say, in_parallel, quiet
 from labctl.lifecycle.state import all_labs, usable_dir, write_atomic
-from labctl.netops import hostnet
 from labctl.providers import UP_STATES, HostInfo, NetworkSpec
 from labctl.provisioning import fingerprint, inventory
 from labctl.provisioning.ansible_run import PlaybookRun, Progress
-from labctl.topology import check_overlaps
+from labctl.topology import check_overlaps, check_reserved
 
 SSH_TIMEOUT = 90.0
 LIVENESS_EVERY = 2.0  # seconds between looks at the hosts' states while waiting for SSH
@@ -140,7 +139,7 @@ def check_networks(lab: Lab) -> None:
             others.setdefault(other, {}).update(nets)
     check_overlaps(lab.topo, others)
     for name in lab.providers():
-        hostnet.check_reserved(lab.topo, lab.backend(name).reserved())
+        check_reserved(lab.topo, lab.backend(name).reserved())
 
 
 def check_names(lab: Lab) -> None:

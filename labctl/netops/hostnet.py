@@ -3,15 +3,9 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import subprocess
-from typing import TYPE_CHECKING, Any
-
-from labctl.errors import LabError
-
-if TYPE_CHECKING:  # the type only: the topology imports the providers, which import this module
-    from labctl.topology import Topology
+from typing import Any
 
 Reserved = tuple[str, str]  # (what, subnet)
 
@@ -45,19 +39,3 @@ def host_routes() -> list[dict[str, Any]]:
     if result.returncode != 0:
         return []
     return json.loads(result.stdout or "[]")  # type: ignore[no-any-return]
-
-
-def check_reserved(topo: Topology, reserved: list[Reserved]) -> None:
-    """Reject a lab subnet that overlaps something on the host that is not a labctl lab."""
-    for what, subnet in reserved:
-        try:
-            theirs = ipaddress.IPv4Network(subnet, strict=False)
-        except ValueError:
-            continue
-        for net in topo.networks.values():
-            if net.subnet.overlaps(theirs):
-                raise LabError(
-                    f"{topo.path}: field 'networks.{net.name}.subnet': {net.subnet} overlaps {what} ({theirs}); "
-                    "the lab's hosts could not reach it, or podman would refuse the network. Fix: pick a subnet "
-                    "that nothing on this host uses (see 'ip route' and 'podman network ls'), e.g. from 198.18.0.0/15."
-                )

@@ -8,10 +8,8 @@ from the topology, imports no backend)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from labctl.errors import LabError
-from labctl.providers.base import UP_STATES, HostInfo, HostSpec, HostState, NetworkSpec, Provider
+from labctl.providers.base import REGISTRY, UP_STATES, HostInfo, HostSpec, HostState, NetworkSpec, Provider, register
 
 __all__ = [
     "UP_STATES",
@@ -28,41 +26,25 @@ __all__ = [
     "teardown_order",
 ]
 
-_REGISTRY: dict[str, type[Provider]] = {}
-
-
-def register(name: str) -> Callable[[type[Provider]], type[Provider]]:
-    """Class decorator: make a provider (a subclass of Provider) available under `name`."""
-
-    def add(cls: type[Provider]) -> type[Provider]:
-        if name in _REGISTRY:
-            raise ValueError(f"provider {name!r} registered twice")
-        if not issubclass(cls, Provider):
-            raise TypeError(f"provider {name!r}: {cls.__name__} is no subclass of labctl.providers.Provider")
-        _REGISTRY[name] = cls
-        return cls
-
-    return add
-
 
 def provider_names() -> tuple[str, ...]:
     _load()
-    return tuple(sorted(_REGISTRY))
+    return tuple(sorted(REGISTRY))
 
 
 def provider_class(name: str) -> type[Provider]:
     """The class registered as name (its class attributes are the provider's capabilities)."""
     _load()
-    if name not in _REGISTRY:
-        raise LabError(f"unknown provider {name!r}. Fix: use one of: {', '.join(sorted(_REGISTRY))}.")
-    return _REGISTRY[name]
+    if name not in REGISTRY:
+        raise LabError(f"unknown provider {name!r}. Fix: use one of: {', '.join(sorted(REGISTRY))}.")
+    return REGISTRY[name]
 
 
 def host_settings(name: str) -> frozenset[str]:
     """Per-host topology keys a provider reads besides the common ones (e.g. qemu: ``vm``); none for an
     unknown name."""
     _load()
-    cls = _REGISTRY.get(name)
+    cls = REGISTRY.get(name)
     return cls.host_settings if cls is not None else frozenset()
 
 
@@ -70,7 +52,7 @@ def teardown_order() -> tuple[str, ...]:
     """Provider names in the order `down` asks them: hosts that plug into another provider's
     networks (VM taps on podman bridges) go first, so the owner of the network tears it down last."""
     _load()
-    return tuple(sorted(_REGISTRY, key=lambda n: (_REGISTRY[n].teardown_rank, n)))
+    return tuple(sorted(REGISTRY, key=lambda n: (REGISTRY[n].teardown_rank, n)))
 
 
 def get_provider(name: str) -> Provider:

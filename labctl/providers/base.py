@@ -288,3 +288,20 @@ class Provider:
         """Remove what import_hosts made for lab (its return value), and nothing else: a failed restore
         calls it."""
         return None
+
+
+REGISTRY: dict[str, type[Provider]] = {}
+
+
+def register(name: str) -> Callable[[type[Provider]], type[Provider]]:
+    """Class decorator: make a provider (a subclass of Provider) available under `name`."""
+
+    def add(cls: type[Provider]) -> type[Provider]:
+        if name in REGISTRY:
+            raise ValueError(f"provider {name!r} registered twice")
+        if not issubclass(cls, Provider):
+            raise TypeError(f"provider {name!r}: {cls.__name__} is no subclass of labctl.providers.Provider")
+        REGISTRY[name] = cls
+        return cls
+
+    return add

@@ -8,8 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from labctl.providers import register
-from labctl.providers.base import Fail, HostInfo, HostSpec, HostState, Provider
+from labctl.providers.base import Fail, HostInfo, HostSpec, HostState, Provider, register
 
 FIELDS = ("address", "user", "key")  # how labctl reaches an existing host (refused in this order elsewhere)
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import LabError
-from labctl.netops.hostnet import check_reserved, foreign
-from labctl.topology import parse
+from labctl.netops.hostnet import foreign
+from labctl.topology import check_reserved, parse
 
 NETWORKS = [
     {"name": "podman", "network_interface": "podman0", "subnets": [{"subnet": "10.88.0.0/16"}]},

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from labctl.errors import LabError, printable
 from labctl.lifecycle import hostlimits, kernellog
-from labctl.providers import image, register
-from labctl.providers.base import HostInfo, HostSpec, HostState, Provider, Say
+from labctl.providers import image
+from labctl.providers.base import HostInfo, HostSpec, HostState, Provider, Say, register
 from labctl.providers.bridge import (
     LABEL,
     SEPARATOR,

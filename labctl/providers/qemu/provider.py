@@ -41,8 +41,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from labctl.errors import LabError
 from labctl.lifecycle import kernellog
 from labctl.lifecycle.state import LabState, remove_inside_root, write_atomic
-from labctl.providers import register
-from labctl.providers.base import Fail, HostInfo, HostSpec, HostState, NetworkSpec, Provider, Say, check_keys, mapping
+from labctl.providers.base import (
+    Fail,
+    HostInfo,
+    HostSpec,
+    HostState,
+    NetworkSpec,
+    Provider,
+    Say,
+    check_keys,
+    mapping,
+    register,
+)
 from labctl.providers.bridge import SET_ASIDE, Bridges, checked, container_name, mac_address, network_name
 from labctl.providers.qemu import qmp, vmimage, vmnet, vmsave
 from labctl.providers.qemu.accel import Accel, detect
