@@ -10,7 +10,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-SHIPPED = ("roles", "playbooks", "labs", "molecule/shared")  # as labctl.paths.SHIPPED
+SHIPPED = ("roles", "playbooks", "labs", "molecule/shared")
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
 
 

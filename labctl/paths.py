@@ -6,8 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-# what a wheel ships under labctl/_data (setup.py copies it at build time)
-SHIPPED = ("roles", "playbooks", "labs", "molecule/shared")
 
 
 def data_dir(package_dir: Path = PACKAGE_DIR) -> Path:

@@ -82,15 +82,6 @@ def play_matches(pattern: str, host: str, groups: set[str]) -> bool:
     return bool(names & ({"all", host} | groups))
 
 
-def roles_for(plays: list[Play], host: str, groups: set[str]) -> list[str]:
-    """The roles the playbook runs on a host, in playbook order."""
-    out: list[str] = []
-    for play in plays:
-        if play_matches(play.hosts, host, groups):
-            out += [r for r in play.roles if r not in out]
-    return out
-
-
 def role_dir(role: str, playbook: Path, roles_dir: Path) -> Path:
     """Where Ansible finds a role: the playbook's own roles/ first, then roles_path."""
     local = playbook.parent / "roles" / role

@@ -114,7 +114,8 @@ def _str_map(value: Any, path: Path, where: str) -> dict[str, str]:
     return dict(value)
 
 
-def parse(text: str, path: Path) -> Lock:
+def _document(text: str, path: Path) -> dict[str, Any]:
+    """The lock's top level, checked: a mapping of this schema naming its lab and topology."""
     try:
         data = yamlload.load(text, str(path))
     except yamlload.Refused as exc:
@@ -132,26 +133,34 @@ def parse(text: str, path: Path) -> Lock:
     for key in ("lab", "topology_sha256"):
         if not isinstance(data.get(key), str):
             raise _damaged(path, f"'{key}' is missing or not a string")
+    return data
+
+
+def _host(name: str, h: Any, path: Path) -> HostLock:
+    """One host's entry, checked."""
+    if not isinstance(h, dict):
+        raise _damaged(path, f"hosts.{name} is not a mapping")
+    python = h.get("python") or {}
+    if not isinstance(python, dict):
+        raise _damaged(path, f"hosts.{name}.python must map environments to packages")
+    sources = h.get("sources") or []
+    if not isinstance(sources, list):
+        raise _damaged(path, f"hosts.{name}.sources must be a list")
+    return HostLock(
+        debian=_str_map(h.get("debian"), path, f"hosts.{name}.debian"),
+        python={str(env): _str_map(d, path, f"hosts.{name}.python.{env}") for env, d in python.items()},
+        origins=_str_map(h.get("origins") or {}, path, f"hosts.{name}.origins"),
+        sources=[str(s) for s in sources],
+        roles=_str_map(h.get("roles") or {}, path, f"hosts.{name}.roles"),
+    )
+
+
+def parse(text: str, path: Path) -> Lock:
+    data = _document(text, path)
     hosts = data.get("hosts")
     if not isinstance(hosts, dict) or not hosts:
         raise _damaged(path, "'hosts' is missing or empty")
-    parsed: dict[str, HostLock] = {}
-    for name, h in hosts.items():
-        if not isinstance(h, dict):
-            raise _damaged(path, f"hosts.{name} is not a mapping")
-        python = h.get("python") or {}
-        if not isinstance(python, dict):
-            raise _damaged(path, f"hosts.{name}.python must map environments to packages")
-        sources = h.get("sources") or []
-        if not isinstance(sources, list):
-            raise _damaged(path, f"hosts.{name}.sources must be a list")
-        parsed[str(name)] = HostLock(
-            debian=_str_map(h.get("debian"), path, f"hosts.{name}.debian"),
-            python={str(env): _str_map(d, path, f"hosts.{name}.python.{env}") for env, d in python.items()},
-            origins=_str_map(h.get("origins") or {}, path, f"hosts.{name}.origins"),
-            sources=[str(s) for s in sources],
-            roles=_str_map(h.get("roles") or {}, path, f"hosts.{name}.roles"),
-        )
+    parsed = {str(name): _host(str(name), h, path) for name, h in hosts.items()}
     image, project = data.get("image") or {}, data.get("project") or {}
     if not isinstance(image, dict) or not isinstance(project, dict):
         raise _damaged(path, "'image' and 'project' must be mappings")
