@@ -3,7 +3,7 @@
 
 Usage: .venv/bin/python bench/scale.py [--hosts 30 60] [--subnet 198.18.96.0/24] [--prefix scale]
 Prints one line per lab size: seconds for up and down, and what the running hosts held of the
-host's inotify instances/watches and memory (the figures behind labctl.lifecycle.hostlimits). Each lab gets a
+host's inotify instances/watches and memory (the figures behind labctl.providers.hostlimits). Each lab gets a
 private state directory and is removed at the end; the output of each step goes to bench/.logs/."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from labctl.lifecycle import hostlimits
+from labctl.providers import hostlimits
 
 LABCTL = str(Path(sys.executable).parent / "labctl")
 LOGS = Path(__file__).resolve().parent / ".logs"

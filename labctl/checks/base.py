@@ -32,8 +32,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from labctl.access import kernellog
 from labctl.access.remote import Result, Runner
-from labctl.lifecycle import kernellog
 
 FACTS_DIR = "/etc/ansible/facts.d"
 
@@ -182,7 +182,7 @@ class Context:
     hostvars: dict[str, dict[str, Any]]  # host -> merged topology vars (group vars, then host vars)
     runner: Runner
     # (host, needle) -> lines of the host's kernel log holding needle, read where the host's provider
-    # says it lands (labctl.lifecycle.kernellog); None: on the host itself (journalctl -k)
+    # says it lands (labctl.access.kernellog); None: on the host itself (journalctl -k)
     kernel_log_reader: Callable[[str, str], list[str]] | None = field(default=None, repr=False)
     _facts: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
     _tools: dict[tuple[str, Tool], bool] = field(default_factory=dict, init=False, repr=False)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from labctl.access import kernellog
 from labctl.checks.base import Context
-from labctl.lifecycle import kernellog
 from labctl.lifecycle.model import Lab
 
 

@@ -16,7 +16,7 @@ Asking a provider what it can do: read its attributes, never probe with ``getatt
   Default: ``{}`` (no host of this provider uses the cache).
 - ``provider.host_kind``: what a saved lab's manifest calls the hosts (default ``"container"``).
 - ``provider.kernel_log``: where the hosts' kernel log is, ``"machine"`` or ``"own"`` (the default)
-  (:data:`labctl.lifecycle.kernellog.MACHINE` / ``OWN``).
+  (:data:`labctl.access.kernellog.MACHINE` / ``OWN``).
 - ``provider.teardown_rank``: `down` asks providers in ascending rank (default 0; qemu -1: VMs plug taps
   into podman's bridges, so they go first).
 - ``provider.host_settings``: the per-host topology keys the provider reads besides the common ones (its

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import LabError
-from labctl.lifecycle import hostlimits
-from labctl.lifecycle.hostlimits import INSTANCES_PER_HOST, WATCHES_PER_HOST, needs
+from labctl.providers import hostlimits
+from labctl.providers.hostlimits import INSTANCES_PER_HOST, WATCHES_PER_HOST, needs
 
 DEBIAN = {"max_user_instances": 128, "max_user_watches": 192536}
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from labctl.access import kernellog
 from labctl.access.remote import Result
 from labctl.checks.base import CheckSkipped
-from labctl.lifecycle import kernellog
 from labctl.providers import Provider
 from labctl.providers.podman.provider import PodmanProvider
 from labctl.providers.static import StaticProvider

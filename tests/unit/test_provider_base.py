@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from labctl.access import kernellog
 from labctl.errors import LabError
-from labctl.lifecycle import kernellog
 from labctl.providers import UP_STATES, HostInfo, HostSpec, HostState, Provider, provider_class, register
 from labctl.providers.podman.provider import PodmanProvider
 from labctl.providers.qemu.provider import QemuProvider

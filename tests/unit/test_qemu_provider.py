@@ -163,7 +163,7 @@ def test_a_missing_qemu_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 
 def test_a_vms_kernel_log_is_its_own() -> None:
-    from labctl.lifecycle import kernellog
+    from labctl.access import kernellog
     from labctl.providers.qemu.provider import QemuProvider
 
     assert kernellog.source(QemuProvider()) == kernellog.OWN  # LOG lines: journalctl -k on the VM

@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from labctl.access import kernellog
 from labctl.errors import LabError, printable
-from labctl.lifecycle import hostlimits, kernellog
-from labctl.providers import image
+from labctl.providers import hostlimits, image
 from labctl.providers.base import HostInfo, HostSpec, HostState, Provider, Say, register
 from labctl.providers.bridge import (
     LABEL,

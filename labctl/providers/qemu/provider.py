@@ -38,8 +38,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from labctl.access import kernellog
 from labctl.errors import LabError
-from labctl.lifecycle import kernellog
 from labctl.lifecycle.state import LabState, remove_inside_root, write_atomic
 from labctl.providers.base import (
     Fail,
