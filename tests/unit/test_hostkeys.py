@@ -267,3 +267,45 @@ def test_podman_reads_the_key_from_the_container_and_bounds_what_it_reads(
     assert len(text) == 16 * 1024 + 1
     with pytest.raises(LabError, match="more than 16384"):
         hostkeys.parse_keys(text, "t")
+
+
+def test_each_provider_says_how_its_hosts_keys_are_learnt(
+    tmp_path: Path, keys: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider that reads its hosts' keys (podman) is asked and never keyscanned; a static host (its
+    provider reads none) is trusted on first use with ssh-keyscan and its provider is never asked."""
+    from labctl.lifecycle.model import Lab
+    from labctl.providers.podman.provider import PodmanProvider
+    from labctl.providers.static import StaticProvider
+    from labctl.topology import parse
+
+    monkeypatch.setenv("LABCTL_STATE_DIR", str(tmp_path / "state"))
+    (tmp_path / "id").write_text("not a real key\n")
+    topo = parse(
+        {
+            "schema": 1,
+            "name": "tk-learn",
+            "networks": [{"name": "n", "subnet": "198.18.209.0/24"}],
+            "hosts": [
+                {"name": "c1", "networks": ["n"]},
+                {
+                    "name": "s1",
+                    "provider": "static",
+                    "address": "192.0.2.7",
+                    "user": "root",
+                    "key": str(tmp_path / "id"),
+                },
+            ],
+        },
+        tmp_path / "lab.yml",
+    )
+    scanned: list[str] = []
+    monkeypatch.setattr(hostkeys, "keyscan", lambda address, **_kw: scanned.append(address) or [keys[1]])
+    monkeypatch.setattr(PodmanProvider, "host_keys", lambda _self, _lab, _host: keys[0] + " root@c1\n")
+    monkeypatch.setattr(StaticProvider, "host_keys", lambda *_a: pytest.fail("a static host's provider was asked"))
+    lab = Lab(topo)
+    lab.learn_host_key("c1")
+    lab.learn_host_key("s1")
+    assert scanned == ["192.0.2.7"]
+    assert hostkeys.known(lab.state.known_hosts, lab.address("c1")) == [keys[0]]
+    assert hostkeys.known(lab.state.known_hosts, "192.0.2.7") == [keys[1]]
