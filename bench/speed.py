@@ -216,7 +216,7 @@ def bench_cache(args: argparse.Namespace, tmp: Path, hosts: int = 30) -> None:
     try:
         step(f"cache-up{hosts}", env, LABCTL, "up", "-f", str(lab), "--no-provision")
         subprocess.run(
-            [sys.executable, "-c", "from labctl.reproduce import pkgcache; pkgcache.ensure(print)"],
+            [sys.executable, "-c", "from labctl.providers import pkgcache; pkgcache.ensure(print)"],
             env=dict(os.environ, **cache.env),
             check=True,
         )

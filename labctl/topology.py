@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from labctl import yamlload
-from labctl.checks.userchecks import UserCheck
-from labctl.checks.userchecks import parse as parse_checks
 from labctl.errors import LabError, printable
 from labctl.names import HOST_NAME, LAB_NAME, described, validate_lab_name
 from labctl.providers import base as provider_base
 from labctl.providers import provider_class, provider_names
+from labctl.userchecks import UserCheck
+from labctl.userchecks import parse as parse_checks
 
 SCHEMA = 1
 FIRST_HOST_OFFSET = 10  # dynamic addresses start at .10; .1 is the podman bridge

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from labctl.lifecycle.state import LabState
+from labctl.state import LabState
 from labctl.topology import Topology
 
 

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from labctl.errors import LabError
-from labctl.lifecycle.state import LabState
+from labctl.state import LabState
 
 # OpenSSH's ControlPath is <dir>/%C (40 hex digits), created as <path>.<16 random chars> first;
 # a unix socket path holds at most 107 bytes.

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from labctl.errors import LabError
-from labctl.lifecycle.state import write_atomic
+from labctl.state import write_atomic
 
 KEY_TYPES = (
     "ssh-ed25519",

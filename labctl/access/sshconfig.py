@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from labctl.lifecycle.state import write_atomic
+from labctl.state import write_atomic
 
 if TYPE_CHECKING:
     from labctl.lifecycle.model import Lab

@@ -10,11 +10,11 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from labctl import bundles
+from labctl.access import journal
 from labctl.checks import base, user
 from labctl.checks.base import Check, CheckFailed, CheckResult, CheckSkipped, Context
-from labctl.checks.userchecks import UserCheck
 from labctl.errors import LabError
-from labctl.lifecycle import journal
+from labctl.userchecks import UserCheck
 
 
 def service_modules() -> dict[str, ModuleType]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from labctl.checks.base import Check, CheckFailed, CheckSkipped, Context
-from labctl.checks.userchecks import UserCheck
+from labctl.userchecks import UserCheck
 
 SERVICE = "user"
 GROUP = "all"

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from labctl.access import hostexec, sshconfig
+from labctl.access import hostexec, journal, sshconfig
 from labctl.cli.common import SubParsers, add_verb, checked_ssh, lines, running
 from labctl.cli_args import lab_args
-from labctl.lifecycle import journal
 
 
 def add_parser(sub: SubParsers) -> None:

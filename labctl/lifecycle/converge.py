@@ -9,9 +9,9 @@ from labctl.access import hostkeys
 from labctl.errors import LabError
 from labctl.lifecycle.model import Lab
 from labctl.lifecycle.parallel import Say
-from labctl.lifecycle.state import write_atomic
 from labctl.provisioning import fingerprint
 from labctl.provisioning.ansible_run import PlaybookRun, Progress, run_playbook
+from labctl.state import write_atomic
 
 
 def refuse_changed_keys(lab: Lab, run: PlaybookRun) -> None:

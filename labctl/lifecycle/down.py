@@ -7,9 +7,9 @@ import contextlib
 from labctl.access import control_dir
 from labctl.errors import Interrupted, LabError
 from labctl.lifecycle.parallel import Say, quiet
-from labctl.lifecycle.state import LabState
 from labctl.names import validate_lab_name
 from labctl.providers import get_provider, provider_names, teardown_order
+from labctl.state import LabState
 
 
 def down(name: str, say: Say = quiet) -> list[str]:

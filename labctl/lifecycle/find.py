@@ -7,8 +7,8 @@ from pathlib import Path
 from labctl import paths
 from labctl.errors import LabError
 from labctl.lifecycle.model import Lab
-from labctl.lifecycle.state import LabState
 from labctl.names import validate_lab_name
+from labctl.state import LabState
 from labctl.topology import Topology, load, parse
 
 

@@ -16,9 +16,9 @@ from labctl.access.connection import Connection, connection_for
 from labctl.access.remote import FabricRunner, Target
 from labctl.errors import LabError
 from labctl.lifecycle.resolved import ResolvedHost, ResolvedLab
-from labctl.lifecycle.state import LabState, write_atomic
 from labctl.providers import HostInfo, HostSpec, Provider, get_provider
 from labctl.provisioning import fingerprint, inventory, inventory_vars
+from labctl.state import LabState, write_atomic
 from labctl.topology import Topology, read_raw
 
 KEPT = ("locked", "restored", "images")  # state.json keys a Lab carries from one save to the next

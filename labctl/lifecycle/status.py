@@ -9,8 +9,8 @@ from labctl.checks import bundles
 from labctl.errors import LabError
 from labctl.lifecycle.find import require
 from labctl.lifecycle.model import Lab
-from labctl.lifecycle.state import LabState, all_labs, state_root
 from labctl.providers import UP_STATES, HostInfo, get_provider, provider_names
+from labctl.state import LabState, all_labs, state_root
 from labctl.topology import Topology
 
 

@@ -20,10 +20,10 @@ from labctl.errors import LabError
 from labctl.lifecycle.converge import converge_changed, refuse_changed_keys
 from labctl.lifecycle.model import Lab
 from labctl.lifecycle.parallel import Say, in_parallel, quiet
-from labctl.lifecycle.state import all_labs, usable_dir, write_atomic
 from labctl.providers import UP_STATES, HostInfo, NetworkSpec
 from labctl.provisioning import fingerprint, inventory
 from labctl.provisioning.ansible_run import PlaybookRun, Progress
+from labctl.state import all_labs, usable_dir, write_atomic
 from labctl.topology import check_overlaps, check_reserved
 
 SSH_TIMEOUT = 90.0

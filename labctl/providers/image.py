@@ -3,7 +3,7 @@ into podman. The tag carries a hash of the recipe, so a changed recipe builds a 
 
 What every lab host installs (the common role's ``common_packages``) is in the image already, so a
 cold converge of ``common`` finds them present. debootstrap downloads through the shared package
-cache (labctl.reproduce.pkgcache) when it runs."""
+cache (labctl.providers.pkgcache) when it runs."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from labctl import paths, yamlload
 from labctl.errors import LabError
-from labctl.reproduce import pkgcache
+from labctl.providers import pkgcache
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"

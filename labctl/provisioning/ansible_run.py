@@ -14,7 +14,7 @@ from typing import Any
 
 from labctl import procs
 from labctl.errors import LabError
-from labctl.lifecycle.state import LabState
+from labctl.state import LabState
 
 
 @dataclass

@@ -11,9 +11,9 @@ import yaml
 from labctl.access.connection import Connection, connection_for
 from labctl.access.control_dir import control_path_dir
 from labctl.errors import LabError
-from labctl.lifecycle.state import LabState
 from labctl.paths import PLUGINS_DIR, ROLES_DIR
 from labctl.provisioning.inventory_vars import InventoryVars
+from labctl.state import LabState
 from labctl.topology import Topology
 
 SSH_ARGS = "-o ControlMaster=auto -o ControlPersist=60s -o ServerAliveInterval=15 -o ConnectTimeout=10"
@@ -77,7 +77,7 @@ def document(
     The variables of inventory/ (``user``) go into each host's vars, except those the topology
     sets (see labctl.provisioning.inventory_vars for the precedence). ``labctl_vars`` (host -> vars, e.g. the pins of
     `up --locked`) are labctl's own and win over everything. ``proxies``: host -> URL of the shared package cache
-    (``labctl_package_proxy``; see labctl.reproduce.pkgcache). ``connections``: host -> its Connection."""
+    (``labctl_package_proxy``; see labctl.providers.pkgcache). ``connections``: host -> its Connection."""
     labctl_vars = labctl_vars or {}
     user = user or InventoryVars()
     conns = connections or {}

@@ -24,10 +24,10 @@ from labctl.errors import LabError, printable
 from labctl.lifecycle import up as lifecycle_up
 from labctl.lifecycle.model import Lab
 from labctl.lifecycle.parallel import Say, quiet
-from labctl.lifecycle.state import LabState, remove_inside_root, state_root, write_atomic
 from labctl.names import is_host_name, is_lab_name
 from labctl.provisioning import secretvars
 from labctl.reproduce import archive_checks, locked
+from labctl.state import LabState, remove_inside_root, state_root, write_atomic
 from labctl.topology import MAX_FILE_BYTES, Topology, parse
 
 KIND = "labctl-saved-lab"

@@ -19,8 +19,8 @@ from labctl.access.remote import FabricRunner
 from labctl.errors import LabError
 from labctl.lifecycle.model import Lab
 from labctl.lifecycle.parallel import in_parallel
-from labctl.lifecycle.state import write_atomic
 from labctl.reproduce import lockfile
+from labctl.state import write_atomic
 from labctl.topology import read_raw
 
 HOSTINFO = Path(__file__).parents[1] / "hostside" / "hostinfo.py"

@@ -9,7 +9,7 @@ import argparse
 from typing import Any
 
 from labctl.lifecycle import find
-from labctl.lifecycle.state import all_labs, state_root
+from labctl.state import all_labs, state_root
 
 
 def lab_names(**_kwargs: Any) -> list[str]:

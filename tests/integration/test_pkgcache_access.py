@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from labctl.providers import pkgcache
 from labctl.providers.podman.provider import ULIMITS
-from labctl.reproduce import pkgcache
 
 from .conftest import podman_json, run
 

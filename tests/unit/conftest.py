@@ -17,7 +17,7 @@ from ansible.template import Templar, trust_as_template
 
 from labctl import paths
 from labctl.checks.base import FACTS_DIR, Context, Result
-from labctl.reproduce import pkgcache
+from labctl.providers import pkgcache
 
 Answer = Result | Callable[[str, str, str | None], Result]
 

@@ -631,10 +631,10 @@ def _subprocess(argv: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
-# LABCTL_PKGCACHE_PORT is read when labctl.reproduce.pkgcache is imported (every verb imports it): a bad value used to
+# LABCTL_PKGCACHE_PORT is read when labctl.providers.pkgcache is imported (every verb imports it): a bad value used to
 # end every verb in a ValueError traceback. Now only what uses the cache refuses it.
 PORTS = ["abc", "0", "70000"]  # more in test_a_good_package_cache_port_is_the_port, in-process
-USES_CACHE = "from labctl.reproduce import pkgcache; pkgcache.ensure()"
+USES_CACHE = "from labctl.providers import pkgcache; pkgcache.ensure()"
 
 
 def test_a_bad_package_cache_port_stops_only_what_uses_the_cache(scratch: Path) -> None:
@@ -662,7 +662,7 @@ def test_a_bad_package_cache_port_stops_only_what_uses_the_cache(scratch: Path) 
 
 
 def test_a_good_package_cache_port_is_the_port(monkeypatch: pytest.MonkeyPatch) -> None:
-    from labctl.reproduce import pkgcache
+    from labctl.providers import pkgcache
 
     assert pkgcache._port_setting("3150") == (3150, "")
     assert pkgcache._port_setting(" 3150 ") == (3150, "")

@@ -133,7 +133,7 @@ def labctl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def control_dir(env: dict[str, str], lab: str) -> Path:
     """The lab's control socket directory, as labctl computes it for this environment."""
     code = (
-        "from labctl.access import control_dir; from labctl.lifecycle.state import LabState; "
+        "from labctl.access import control_dir; from labctl.state import LabState; "
         "print(control_dir.control_path_dir(LabState(%r)))"
     )
     out = subprocess.run([sys.executable, "-c", code % lab], capture_output=True, text=True, env=env, check=True)

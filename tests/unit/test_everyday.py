@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from labctl.access import hostexec, sshconfig
+from labctl.access import hostexec, journal, sshconfig
 from labctl.checks.base import CheckResult
 from labctl.checks.runner import logs_hints
-from labctl.lifecycle import journal, status
+from labctl.lifecycle import status
 
 
 class _Stream(io.StringIO):

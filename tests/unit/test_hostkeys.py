@@ -17,10 +17,10 @@ from paramiko.client import RejectPolicy
 from labctl.access import hostkeys, sshconfig
 from labctl.access.remote import Target, checked_connection
 from labctl.errors import LabError
-from labctl.lifecycle.state import LabState
 from labctl.providers.qemu.vmconfig import HOST_KEY, Nic, first_boot, smbios_structure
 from labctl.provisioning import inventory
 from labctl.provisioning.ansible_run import Failure, PlaybookRun
+from labctl.state import LabState
 
 
 def _key(tmp_path: Path, name: str, kind: str = "ed25519") -> str:

@@ -7,8 +7,8 @@ from pathlib import Path
 import yaml
 
 from labctl.lifecycle.model import Lab
-from labctl.lifecycle.state import LabState
 from labctl.provisioning import inventory
+from labctl.state import LabState
 from labctl.topology import parse
 
 RAW = {

@@ -15,8 +15,8 @@ import yaml
 from labctl import paths
 from labctl.errors import LabError
 from labctl.lifecycle.model import Lab
-from labctl.lifecycle.state import LabState
 from labctl.provisioning import inventory, inventory_vars
+from labctl.state import LabState
 from labctl.topology import parse
 
 BIN = Path(sys.executable).parent

@@ -205,8 +205,8 @@ def test_a_locked_lab_gives_each_host_its_pins(tmp_path: Path, monkeypatch: pyte
     """up --locked keeps the lock in the lab's state; every converge (provision too) then pins its versions,
     over any value the topology sets; an unlocked lab gets none."""
     from labctl.lifecycle.model import Lab
-    from labctl.lifecycle.state import LabState
     from labctl.provisioning import inventory
+    from labctl.state import LabState
     from labctl.topology import parse
 
     monkeypatch.setenv("LABCTL_STATE_DIR", str(tmp_path))
@@ -272,7 +272,7 @@ def _saveable_lab(
     """A one-host lab "rp" on a fake provider, with a key, a secrets directory and (secret) one generated
     secret in its state: (lab, provider, raw topology)."""
     from labctl.lifecycle.model import Lab
-    from labctl.lifecycle.state import LabState
+    from labctl.state import LabState
     from labctl.topology import parse
 
     monkeypatch.setenv("LABCTL_STATE_DIR", str(tmp_path / "state"))

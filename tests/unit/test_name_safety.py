@@ -18,9 +18,9 @@ import pytest
 
 from labctl import names
 from labctl.errors import LabError
-from labctl.lifecycle.state import LabState, remove_inside_root
 from labctl.providers import HostSpec, NetworkSpec, bridge
 from labctl.providers.podman import provider as podman
+from labctl.state import LabState, remove_inside_root
 
 FAKE = '#!/bin/sh\nprintf "%s %s\\n" "$(basename "$0")" "$*" >> "$FAKE_CALLS"\n'
 LAB_FILE = (

@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from labctl.lifecycle.model import Lab
-from labctl.lifecycle.state import LabState
+from labctl.providers import pkgcache
 from labctl.provisioning import inventory
-from labctl.reproduce import pkgcache
+from labctl.state import LabState
 from labctl.topology import parse
 
 

@@ -12,8 +12,8 @@ import pytest
 
 from labctl.access import control_dir
 from labctl.errors import LabError
-from labctl.lifecycle.state import LabState
 from labctl.provisioning import inventory
+from labctl.state import LabState
 
 
 @pytest.fixture

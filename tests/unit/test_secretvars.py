@@ -19,10 +19,10 @@ from labctl.checks.base import CheckFailed
 from labctl.errors import LabError
 from labctl.hostside import setaside
 from labctl.lifecycle.model import Lab
-from labctl.lifecycle.state import LabState
 from labctl.provisioning import secretvars
 from labctl.provisioning.inventory_vars import load
 from labctl.reproduce import archive, locked
+from labctl.state import LabState
 from labctl.topology import parse
 from tests.unit.conftest import FakeRunner, MakeCtx, lab_host_vars, role_fact
 from tests.unit.test_lock import _FakeProvider, sample

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import LabError
-from labctl.lifecycle.state import LabState, all_labs, write_atomic
+from labctl.state import LabState, all_labs, write_atomic
 
 
 @pytest.fixture(autouse=True)

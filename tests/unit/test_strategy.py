@@ -12,8 +12,8 @@ from ansible.config.manager import ConfigManager
 from ansible.plugins.loader import strategy_loader
 
 from labctl.errors import LabError
-from labctl.lifecycle.state import LabState
 from labctl.provisioning import ansible_run, inventory
+from labctl.state import LabState
 
 
 def test_linear_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:

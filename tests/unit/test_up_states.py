@@ -19,9 +19,9 @@ from labctl.errors import LabError
 from labctl.lifecycle import converge as converge_mod
 from labctl.lifecycle import up as up_mod
 from labctl.lifecycle.model import Lab
-from labctl.lifecycle.state import LabState
 from labctl.lifecycle.up import UpReport
 from labctl.provisioning.ansible_run import Failure, PlaybookRun
+from labctl.state import LabState
 from labctl.topology import parse
 from tests.unit.test_lock import sample
 from tests.unit.test_reconcile import RAW, FakeProvider

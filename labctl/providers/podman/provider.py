@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from labctl.access import kernellog
 from labctl.errors import LabError, printable
-from labctl.providers import hostlimits, image
+from labctl.providers import hostlimits, image, pkgcache
 from labctl.providers.base import HostInfo, HostSpec, HostState, Provider, Say, register
 from labctl.providers.bridge import (
     LABEL,
@@ -33,7 +33,6 @@ from labctl.providers.bridge import (
     network_name,
     podman,
 )
-from labctl.reproduce import pkgcache
 
 if TYPE_CHECKING:
     from labctl.access.remote import Runner

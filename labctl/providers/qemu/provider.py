@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from labctl.access import kernellog
 from labctl.errors import LabError
-from labctl.lifecycle.state import LabState, remove_inside_root, write_atomic
 from labctl.providers.base import (
     Fail,
     HostInfo,
@@ -57,6 +56,7 @@ from labctl.providers.bridge import SET_ASIDE, Bridges, checked, container_name,
 from labctl.providers.qemu import qmp, vmimage, vmnet, vmsave
 from labctl.providers.qemu.accel import Accel, detect
 from labctl.providers.qemu.vmconfig import Nic, first_boot, kernel_cmdline, nameservers, smbios_structure
+from labctl.state import LabState, remove_inside_root, write_atomic
 
 if TYPE_CHECKING:
     from labctl.access.remote import Runner
