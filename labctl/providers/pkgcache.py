@@ -33,6 +33,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -274,10 +275,30 @@ def ensure(say: Say = lambda _m: None, listen: Mapping[str, str] | None = None) 
         if not Path(DAEMON).exists():
             say("package cache: apt-cacher-ng is not installed (setup.sh installs it); hosts download directly")
             return False
-        if daemon:
-            stop(daemon)
-        _filter(merged, say)
-        return _start(sorted(wanted | (set(binds or ()) & present)), say)
+        with _signals_deferred():  # a Ctrl-C between stop and start would leave every lab without its cache
+            if daemon:
+                stop(daemon)
+            _filter(merged, say)
+            return _start(sorted(wanted | (set(binds or ()) & present)), say)
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block is done, then take effect (main thread only: signal
+    handlers can be set nowhere else)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    kinds = (signal.SIGINT, signal.SIGTERM)
+    before = {kind: signal.signal(kind, lambda number, _frame: got.append(number)) for kind in kinds}
+    try:
+        yield
+    finally:
+        for kind, handler in before.items():
+            signal.signal(kind, handler)
+        for number in got:
+            signal.raise_signal(number)
 
 
 def admitted_networks() -> dict[str, str]:

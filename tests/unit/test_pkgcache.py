@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -273,3 +274,27 @@ def test_a_new_gateway_rewrites_the_filter_of_a_running_daemon(monkeypatch: pyte
     assert pkgcache.admitted_networks() == {"198.18.9.1": "198.18.9.0/24"}
     assert pkgcache.ensure(listen={"198.18.9.1": "198.18.9.0/24"}) and pkgcache.ensure()
     assert _iptables_calls() == []
+
+
+def test_a_ctrl_c_during_a_restart_waits_until_the_cache_runs_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fakes: the old daemon is stopped and a Ctrl-C arrives then; the new one is still started (else every
+    running lab would be left without its cache), and the Ctrl-C takes effect after."""
+    done: list[str] = []
+    monkeypatch.setattr(pkgcache, "require_port", lambda: None)
+    monkeypatch.setattr(pkgcache, "local_addresses", lambda: {"127.0.0.1", "198.18.9.1"})
+    monkeypatch.setattr(pkgcache, "ours", lambda: 4242)
+    monkeypatch.setattr(pkgcache, "configured_binds", lambda: ["127.0.0.1"])
+    monkeypatch.setattr(pkgcache, "answering", lambda *a, **k: True)
+    monkeypatch.setattr(pkgcache, "_filter", lambda *a: None)
+    monkeypatch.setattr(pkgcache, "DAEMON", "/bin/sh")  # installed
+
+    def stop(_pid: int) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)
+        done.append("stopped")
+
+    monkeypatch.setattr(pkgcache, "stop", stop)
+    monkeypatch.setattr(pkgcache, "_start", lambda binds, _say: done.append(f"started {binds}") is None)
+    with pytest.raises(KeyboardInterrupt):
+        pkgcache.ensure(listen={"198.18.9.1": "198.18.9.0/24"})
+    assert done == ["stopped", "started ['127.0.0.1', '198.18.9.1']"]
