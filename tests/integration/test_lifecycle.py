@@ -99,10 +99,13 @@ def test_interrupted_up_is_removed_by_down(tmp_path: Path, labenv: dict[str, str
     lab = write_lab(tmp_path, "it-int", "198.18.41.0/24", hosts=3)
     proc = subprocess.Popen([LABCTL, "up", "-f", str(lab)], env=labenv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(lab_containers("it-int")) < 3:
-            time.sleep(0.2)
-        assert lab_containers("it-int"), "up created no container within 60 s"
+        # interrupt once the converge has begun (its log exists): up is then surely in the middle of its
+        # work, however fast creating the hosts was (asking podman instead raced with a quick up)
+        logs = Path(labenv["LABCTL_STATE_DIR"]) / "it-int" / "logs"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list(logs.glob("converge-*.log")) and proc.poll() is None:
+            time.sleep(0.05)
+        assert lab_containers("it-int"), "up created no container within 120 s"
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 130, err
